@@ -1,0 +1,145 @@
+"""The discovery loop: source events in, selections out, SeedState updated.
+
+This is the imperative shell around :func:`seedsvc.selection.select`: it owns the clock, the
+selection memory and the timer that re-runs selection when a grace period or the restart fallback
+expires, and it tells an observer (metrics, logs) what happened. It does no network I/O itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from seedsvc.records import Endpoint, Identity
+from seedsvc.selection import Memory, Mode, Policy, Selection, select
+from seedsvc.sources.events import Failure, Restart, Source, View
+from seedsvc.state import SeedState, StateFile
+
+log = logging.getLogger("seedsvc.discovery")
+
+
+class Observer(Protocol):
+    """Hooks for metrics; every method must be cheap and must not raise."""
+
+    def view(self, source: str, view: View) -> None: ...
+    def failure(self, source: str, failure: Failure) -> None: ...
+    def restart(self, source: str, restart: Restart) -> None: ...
+    def selected(self, selection: Selection, *, changed: bool) -> None: ...
+
+
+class NullObserver:
+    def view(self, source: str, view: View) -> None:
+        pass
+
+    def failure(self, source: str, failure: Failure) -> None:
+        pass
+
+    def restart(self, source: str, restart: Restart) -> None:
+        pass
+
+    def selected(self, selection: Selection, *, changed: bool) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class Discovery:
+    """Runs one source forever and keeps ``state`` current."""
+
+    source: Source
+    policy: Policy
+    identity: Identity
+    state: SeedState
+    observer: Observer = field(default_factory=NullObserver)
+    state_file: StateFile | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _memory: Memory = field(default_factory=Memory)
+    _endpoints: tuple[Endpoint, ...] | None = None
+    _last_mode: Mode | None = None
+    _memory_deadline: float | None = None
+
+    async def run(self) -> None:
+        """Consume the source until cancelled. Never returns on its own."""
+        self._apply_static_fallback()
+        events = self.source.updates()
+        pending_next: asyncio.Task[object] | None = None
+        try:
+            while True:
+                deadline = self._memory_deadline
+                if pending_next is None:
+                    pending_next = asyncio.ensure_future(anext(events))
+                timeout = None if deadline is None else max(0.0, deadline - self.clock())
+                done, _ = await asyncio.wait({pending_next}, timeout=timeout)
+                if not done:
+                    self._reselect()  # a grace period or the restart fallback came due
+                    continue
+                event, pending_next = pending_next.result(), None
+                await self._handle(event)
+        finally:
+            if pending_next is not None:
+                pending_next.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await pending_next
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+
+    async def _handle(self, event: object) -> None:
+        if isinstance(event, View):
+            self.observer.view(self.source.name, event)
+            self._endpoints = event.endpoints
+            if self._reselect():
+                await self._persist()
+        elif isinstance(event, Failure):
+            self.observer.failure(self.source.name, event)
+            log.warning("discovery failed (%s): %s", event.reason, event.detail)
+            self.state.mark_failing(reason=event.reason, detail=event.detail)
+        elif isinstance(event, Restart):
+            self.observer.restart(self.source.name, event)
+            log.info("watch restarted: %s", event.reason)
+
+    def _reselect(self) -> bool:
+        """Run select() on the last view; True when the served list changed."""
+        if self._endpoints is None:
+            self._memory_deadline = None
+            return False
+        selection = select(
+            self._endpoints, policy=self.policy, identity=self.identity, now=self.clock(), memory=self._memory
+        )
+        self._memory = selection.memory
+        self._memory_deadline = selection.next_deadline
+        changed = self.state.publish(selection, source=self.source.name, now=self.wall())
+        self.observer.selected(selection, changed=changed)
+        if selection.mode != self._last_mode:
+            self._log_mode(selection)
+            self._last_mode = selection.mode
+        if changed:
+            log.info("seeds now %s (%s)", ",".join(selection.served) or "-", selection.mode)
+        return changed
+
+    def _apply_static_fallback(self) -> None:
+        selection = select(None, policy=self.policy, identity=self.identity, now=self.clock())
+        self.state.publish_fallback(selection, source="static")
+
+    def _log_mode(self, selection: Selection) -> None:
+        if selection.mode is Mode.RESTART_FALLBACK:
+            log.warning(
+                "no peer has been eligible for %.0fs: unready peers are now candidates (whole-cluster restart)",
+                self.policy.restart_fallback_after,
+            )
+        elif selection.mode in (Mode.UNAVAILABLE, Mode.BOOTSTRAP, Mode.STATIC):
+            log.warning("%s: %s", selection.mode, selection.reason)
+
+    async def _persist(self) -> None:
+        if self.state_file is None or not self.state.snapshot.servable:
+            return
+        try:
+            await asyncio.to_thread(self.state_file.save, self.state.snapshot)
+        except OSError as exc:
+            # Serving goes on; only the restart shortcut is lost. Say so every time.
+            log.error("cannot write state file %s: %s", self.state_file.path, exc)

@@ -1,0 +1,101 @@
+"""Plain records that discovery sources produce and selection consumes.
+
+Nothing here does I/O: a source turns whatever it reads (EndpointSlices, Endpoints, DNS answers, a static
+list) into :class:`Endpoint` values, and everything downstream works on those alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+# StatefulSet pods are named <statefulset>-<ordinal>:
+# https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#ordinal-index
+_ORDINAL = re.compile(r"^(?P<base>.+)-(?P<ordinal>0|[1-9][0-9]{0,8})$")
+
+
+class InvalidAddress(ValueError):
+    """An address that is not an IPv4 or IPv6 literal."""
+
+
+def normalize_address(raw: str) -> str:
+    """Return the canonical text of an IP literal (IPv6 compressed, unbracketed, no zone)."""
+    text = raw.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        raise InvalidAddress(f"not an IP address: {raw!r}") from None
+
+
+def ordinal_of(name: str | None) -> int | None:
+    """The StatefulSet ordinal in ``name`` (``cassandra-2`` -> 2), or None when there is none."""
+    if not name:
+        return None
+    match = _ORDINAL.match(name.split(".", 1)[0])
+    return int(match.group("ordinal")) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One candidate address as a source saw it.
+
+    ``ready`` is already resolved from the API's tri-state (true, false, unset means ready);
+    ``pod`` is ``targetRef.name`` or the hostname, whichever the source had.
+    """
+
+    address: str
+    pod: str | None = None
+    zone: str | None = None
+    ready: bool = True
+    terminating: bool = False
+
+    @property
+    def ordinal(self) -> int | None:
+        return ordinal_of(self.pod)
+
+    @property
+    def eligible(self) -> bool:
+        return self.ready and not self.terminating
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is asking: the caller's own pod, so it can be left out of the list it is served."""
+
+    pod_name: str | None = None
+    pod_ip: str | None = None
+
+    def is_self(self, endpoint: Endpoint) -> bool:
+        if self.pod_name and endpoint.pod == self.pod_name:
+            return True
+        return bool(self.pod_ip) and endpoint.address == self.pod_ip
+
+    @property
+    def ordinal(self) -> int | None:
+        return ordinal_of(self.pod_name)
+
+
+def merge_duplicates(endpoints: list[Endpoint] | tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
+    """Collapse records that share an address (an endpoint can sit in two slices while the
+    EndpointSlice controller moves it), keeping the most usable one and the most detail.
+
+    The result does not depend on the input order.
+    """
+    best: dict[str, Endpoint] = {}
+    for endpoint in endpoints:
+        current = best.get(endpoint.address)
+        best[endpoint.address] = endpoint if current is None else _preferred(current, endpoint)
+    return tuple(best[address] for address in sorted(best))
+
+
+def _preferred(a: Endpoint, b: Endpoint) -> Endpoint:
+    # Every field takes part, so equal ranks mean equal records and the merge is order-independent.
+    def rank(e: Endpoint) -> tuple[bool, bool, bool, bool, bool, str, str]:
+        return (
+            e.eligible, not e.terminating, e.ready, e.pod is not None, e.zone is not None, e.pod or "", e.zone or ""
+        )
+
+    return a if rank(a) >= rank(b) else b
