@@ -1,0 +1,237 @@
+"""The only module that speaks HTTP to the API server: one list call and one watch stream.
+
+aiohttp errors never leave this module: every failure becomes an :class:`ApiError` with a short
+``reason`` label (for metrics) and a sentence a person can act on (for logs and ``/readyz``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess
+
+# Watch event lines are one object each; a Service with thousands of endpoints makes big slices
+# (up to 1000 endpoints each), so allow generous lines but not unbounded ones.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, reason: str, detail: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float
+    request: float
+
+
+class ApiClient:
+    """A long-lived aiohttp session bound to one :class:`ApiAccess`."""
+
+    def __init__(self, access: ApiAccess, timeouts: Timeouts) -> None:
+        self.access = access
+        self.timeouts = timeouts
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ApiClient:
+        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=4)
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers={"Accept": "application/json", "User-Agent": "seedsvc"}
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One request answered within the request timeout, decoded as a JSON object."""
+        timeout = aiohttp.ClientTimeout(
+            total=self.timeouts.connect + self.timeouts.request,
+            sock_connect=self.timeouts.connect,
+            sock_read=self.timeouts.request,
+        )
+        async with self._request("GET", path, params, timeout) as response:
+            await self._raise_for_status(response, path)
+            try:
+                body = await response.json(content_type=None)
+            except (ValueError, aiohttp.ContentTypeError) as exc:
+                raise ApiError("bad_response", f"GET {path}: response is not JSON: {exc}") from None
+            if not isinstance(body, dict):
+                raise ApiError("bad_response", f"GET {path}: expected a JSON object")
+            return body
+
+    async def post(self, path: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(
+            total=self.timeouts.connect + self.timeouts.request, sock_connect=self.timeouts.connect
+        )
+        async with self._request("POST", path, None, timeout, json_body=document) as response:
+            await self._raise_for_status(response, path)
+            body = await response.json(content_type=None)
+            if not isinstance(body, dict):
+                raise ApiError("bad_response", f"POST {path}: expected a JSON object")
+            return body
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], *, server_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events until the server closes the stream.
+
+        The read timeout is the server-side timeout plus the request timeout, so a stream that goes
+        silent (a dead connection nobody closed) is abandoned instead of waited on forever.
+        """
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.timeouts.connect,
+            sock_read=server_timeout + self.timeouts.request,
+        )
+        async with self._request("GET", path, params, timeout) as response:
+            await self._raise_for_status(response, path)
+            try:
+                while True:
+                    line = await response.content.readuntil(b"\n")
+                    if not line:
+                        return
+                    if len(line) > MAX_LINE_BYTES:
+                        raise ApiError("bad_response", f"watch {path}: event larger than {MAX_LINE_BYTES} bytes")
+                    if not line.strip():
+                        continue
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        raise ApiError("bad_response", f"watch {path}: event is not JSON") from None
+                    if not isinstance(event, dict):
+                        raise ApiError("bad_response", f"watch {path}: event is not an object")
+                    yield event
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial.strip():
+                    raise ApiError("closed", f"watch {path}: stream cut mid-event") from None
+                return
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                raise ApiError("timeout", f"watch {path}: no data for {timeout.sock_read:.0f}s") from None
+            except aiohttp.ClientPayloadError as exc:
+                raise ApiError("closed", f"watch {path}: stream broken: {exc}") from None
+            except aiohttp.ClientError as exc:
+                raise ApiError("unreachable", f"watch {path}: {exc}") from None
+            except ValueError as exc:  # readuntil's limit overrun
+                raise ApiError("bad_response", f"watch {path}: {exc}") from None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        json_body: Mapping[str, Any] | None = None,
+    ) -> _Request:
+        return _Request(self, method, path, params, timeout, json_body)
+
+    async def _raise_for_status(self, response: aiohttp.ClientResponse, path: str) -> None:
+        if response.status < 400:
+            return
+        message = await _status_message(response)
+        status = response.status
+        verb = response.method
+        if status == 401:
+            raise ApiError("unauthorized", f"{verb} {path}: 401 Unauthorized: {message}", status=status)
+        if status == 403:
+            raise ApiError("forbidden", f"{verb} {path}: 403 Forbidden: {message}", status=status)
+        if status == 404:
+            raise ApiError("not_found", f"{verb} {path}: 404 Not Found: {message}", status=status)
+        if status == 410:
+            raise ApiError("expired", f"{verb} {path}: 410 Gone: {message}", status=status)
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        reason = "throttled" if status == 429 else "server_error"
+        raise ApiError(reason, f"{verb} {path}: {status}: {message}", status=status, retry_after=retry_after)
+
+
+class _Request:
+    """Async context manager that authenticates, sends, and maps transport errors to ApiError."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout,
+        json_body: Mapping[str, Any] | None,
+    ) -> None:
+        self._client, self._method, self._path = client, method, path
+        self._params, self._timeout, self._json = params, timeout, json_body
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        client = self._client
+        if client._session is None:
+            raise RuntimeError("ApiClient used outside 'async with'")
+        headers: dict[str, str] = {}
+        try:
+            authorization = await client.access.credentials.header()
+        except AccessError as exc:
+            raise ApiError("credentials", str(exc)) from None
+        if authorization:
+            headers["Authorization"] = authorization
+        url = client.access.base_url + self._path
+        try:
+            self._response = await client._session.request(
+                self._method,
+                url,
+                params=self._params,
+                headers=headers,
+                json=self._json,
+                timeout=self._timeout,
+                server_hostname=client.access.server_hostname,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.verify_message}") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.certificate_error}") from None
+        except aiohttp.ClientSSLError as exc:
+            raise ApiError("tls", f"{url}: TLS failed: {exc}") from None
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise ApiError("timeout", f"{self._method} {url}: timed out") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ApiError("unreachable", f"{self._method} {url}: cannot connect: {exc.os_error}") from None
+        except aiohttp.ClientError as exc:
+            raise ApiError("unreachable", f"{self._method} {url}: {exc}") from None
+        return self._response
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None:
+            self._response.release()
+
+
+async def _status_message(response: aiohttp.ClientResponse) -> str:
+    """The ``message`` of a Kubernetes Status body, else the start of the body."""
+    try:
+        text = await asyncio.wait_for(response.text(), timeout=5)
+    except (TimeoutError, aiohttp.ClientError, UnicodeDecodeError):
+        return response.reason or ""
+    try:
+        status = json.loads(text)
+        if isinstance(status, dict) and isinstance(status.get("message"), str):
+            return str(status["message"])
+    except ValueError:
+        pass
+    return text.strip()[:300] or (response.reason or "")
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, min(float(value), 300.0)) if value else None
+    except ValueError:
+        return None
