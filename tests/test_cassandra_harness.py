@@ -1,0 +1,159 @@
+"""The Cassandra harness runs a real 3-node Cassandra 5.0 cluster on 127.0.0.1-3.
+
+The first test module-scoped fixture starts node 1 (the seed), then nodes 2 and 3, which bootstrap
+into it; the Python driver then checks membership from every node's point of view. The fast tests at
+the bottom check the generated configuration without starting a JVM.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import cassandra as harness
+
+ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+
+
+def _driver_imports() -> tuple[type, type, type]:
+    """Import the driver, failing (never skipping) with the fix if it is missing or broken."""
+    try:
+        from cassandra.cluster import Cluster, ExecutionProfile
+        from cassandra.policies import RoundRobinPolicy
+    except ImportError as exc:  # e.g. not installed, or no usable event loop reactor
+        pytest.fail(f"cassandra-driver is unusable ({exc}); run: pip install -e '.[test]'", pytrace=False)
+    return Cluster, ExecutionProfile, RoundRobinPolicy
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.CassandraCluster]:
+    nodes = harness.CassandraCluster(ADDRESSES, tmp_path_factory.mktemp("cassandra"), seeds=[ADDRESSES[0]])
+    with nodes:
+        nodes.start(timeout_per_node=240)
+        yield nodes
+
+
+@pytest.fixture(scope="module")
+def session(cluster: harness.CassandraCluster) -> Iterator[object]:
+    Cluster, ExecutionProfile, RoundRobinPolicy = _driver_imports()
+    # An explicit load-balancing policy: without one the driver emits a warning, which this
+    # project's pytest configuration turns into an error.
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
+    client = Cluster(
+        contact_points=[ADDRESSES[0]],
+        port=harness.NATIVE_PORT,
+        execution_profiles={"default": profile},  # EXEC_PROFILE_DEFAULT is the string "default"
+        connect_timeout=10,
+    )
+    try:
+        yield client.connect()
+    finally:
+        client.shutdown()
+
+
+def _wait_until(condition: object, timeout: float, what: str) -> None:
+    """Poll ``condition()`` until it is truthy; the driver learns of peers asynchronously."""
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.cassandra
+def test_nodes_started_and_report_resources(cluster: harness.CassandraCluster) -> None:
+    for node in cluster.nodes:
+        assert node.is_running(), node.diagnostics()
+        assert node.startup_seconds is not None
+        assert node.grep_log(harness.STARTUP_COMPLETE_MARKER)
+        assert node.rss_bytes() > 0
+        print(f"{node.address}: started in {node.startup_seconds:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB")
+    # Nodes 2 and 3 are not seeds, so they must have bootstrapped rather than founded a cluster.
+    for node in cluster.nodes[1:]:
+        assert node.grep_log(r"JOINING: Starting to bootstrap"), node.diagnostics()
+
+
+@pytest.mark.cassandra
+def test_every_node_sees_the_other_two_in_system_peers(
+    cluster: harness.CassandraCluster, session: object
+) -> None:
+    hosts = {str(h.address): h for h in session.cluster.metadata.all_hosts()}  # type: ignore[attr-defined]
+    _wait_until(lambda: set(ADDRESSES) <= set(hosts) and all(hosts[a].is_up for a in ADDRESSES), 60,
+                "the driver to see all three hosts up")
+    for address in ADDRESSES:
+        rows = session.execute("SELECT peer, rpc_address FROM system.peers", host=hosts[address])  # type: ignore[attr-defined]
+        peers = {str(row.peer) for row in rows}
+        assert peers == set(ADDRESSES) - {address}, f"{address} sees peers {peers}"
+        local = session.execute("SELECT cluster_name, release_version FROM system.local",  # type: ignore[attr-defined]
+                                host=hosts[address]).one()
+        assert local.cluster_name == "seedsvc-test"
+        assert local.release_version == harness.DEFAULT_VERSION
+
+
+@pytest.mark.cassandra
+def test_write_at_all_reads_back_from_every_node(cluster: harness.CassandraCluster, session: object) -> None:
+    from cassandra import ConsistencyLevel
+    from cassandra.query import SimpleStatement
+
+    execute = session.execute  # type: ignore[attr-defined]
+    execute("CREATE KEYSPACE IF NOT EXISTS harness WITH replication = "
+            "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+    execute("CREATE TABLE IF NOT EXISTS harness.kv (k text PRIMARY KEY, v text)")
+    write = SimpleStatement("INSERT INTO harness.kv (k, v) VALUES (%s, %s)", consistency_level=ConsistencyLevel.ALL)
+    execute(write, ("answer", "42"))
+    hosts = {str(h.address): h for h in session.cluster.metadata.all_hosts()}  # type: ignore[attr-defined]
+    read = SimpleStatement("SELECT v FROM harness.kv WHERE k = %s", consistency_level=ConsistencyLevel.ONE)
+    for address in ADDRESSES:
+        assert execute(read, ("answer",), host=hosts[address]).one().v == "42"
+
+
+@pytest.mark.cassandra
+def test_nodetool_status_shows_three_up_normal_nodes(cluster: harness.CassandraCluster) -> None:
+    status = cluster.nodes[0].nodetool("status")
+    for address in ADDRESSES:
+        assert any(line.startswith("UN") and address in line for line in status.splitlines()), status
+
+
+# ---- no JVM needed below ---------------------------------------------------------------------------
+
+
+def test_yaml_for_pod_ip_and_custom_seed_provider(tmp_path: Path) -> None:
+    import yaml
+
+    node = harness.CassandraNode(
+        "127.0.10.5",
+        tmp_path / "n",
+        seed_provider_class="io.seedsvc.cassandra.SidecarSeedProvider",
+        seed_provider_params={"url": "http://127.0.0.1:8080/seeds", "cache_file": str(tmp_path / "seeds")},
+        extra_classpath=[tmp_path / "shim.jar"],
+        system_properties={"cassandra.ring_delay_ms": "1000"},
+    )
+    node.write_config()
+    config = yaml.safe_load(node.config_path.read_text())
+    assert config["listen_address"] == config["rpc_address"] == "127.0.10.5"
+    assert config["seed_provider"] == [{
+        "class_name": "io.seedsvc.cassandra.SidecarSeedProvider",
+        "parameters": [{"url": "http://127.0.0.1:8080/seeds", "cache_file": str(tmp_path / "seeds")}],
+    }]
+    assert config["data_file_directories"] == [str(node.data_dir / "data")]
+    fake_home = tmp_path / "dist"
+    (fake_home / "lib").mkdir(parents=True)
+    (fake_home / "lib" / "jamm-0.4.0.jar").touch()
+    argv = node.jvm_argv(Path("/usr/bin/java"), fake_home)
+    classpath = argv[argv.index("-cp") + 1].split(":")
+    assert classpath[0] == str(node.conf_dir) and classpath[-1] == str(tmp_path / "shim.jar")
+    assert "-Dcassandra.ring_delay_ms=1000" in argv and "-Dcassandra.ring_delay_ms=5000" not in argv
+
+
+def test_default_seeds_are_the_node_itself(tmp_path: Path) -> None:
+    node = harness.CassandraNode("127.0.0.7", tmp_path)
+    assert node.seed_provider_params == {"seeds": "127.0.0.7"}
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "192.168.1.1", "::1", "localhost"])
+def test_refuses_non_loopback_addresses(tmp_path: Path, address: str) -> None:
+    with pytest.raises(harness.CassandraHarnessError):
+        harness.CassandraNode(address, tmp_path)
