@@ -80,7 +80,8 @@ def from_endpoint_slices(slices: Iterable[Mapping[str, Any]]) -> Parsed:
         if not isinstance(slice_, Mapping):
             skipped += 1
             continue
-        if slice_.get("addressType") not in IP_ADDRESS_TYPES:
+        address_type = slice_.get("addressType")
+        if not isinstance(address_type, str) or address_type not in IP_ADDRESS_TYPES:
             continue
         endpoints = slice_.get("endpoints") or []
         if not isinstance(endpoints, list):
@@ -143,7 +144,11 @@ def from_endpoints(objects: Iterable[Mapping[str, Any]]) -> Parsed:
                 skipped += 1
                 continue
             for key, ready in (("addresses", True), ("notReadyAddresses", False)):
-                for address in subset.get(key) or []:
+                addresses = subset.get(key) or []
+                if not isinstance(addresses, list):
+                    skipped += 1
+                    continue
+                for address in addresses:
                     record = _endpoints_address(address, ready=ready)
                     if record is None:
                         skipped += 1

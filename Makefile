@@ -1,0 +1,47 @@
+# The two commands a fresh machine needs (see README.md):
+#   make demo   start a local control plane, a StatefulSet and the sidecar, and watch /seeds change
+#   make test   build everything the tests need (cached under ~/.cache/seedsvc) and run every test
+#
+# Everything is installed by these targets: a virtualenv in .venv, the control-plane binaries built
+# from the Go module proxy, the Java shim built with Maven, Cassandra jars from Maven Central.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest java prerequisites clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+prerequisites: $(STAMP)
+	$(PY) -m tests.harness.build
+	cd java-shim && mvn -B -q -ntp package -DskipTests
+	$(PY) -m tests.harness.cassandra fetch
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+java:
+	cd java-shim && mvn -B -ntp verify
+
+pytest: $(STAMP)
+	$(PY) -m pytest -ra --durations=25
+
+test: prerequisites lint typecheck java pytest
+
+demo: $(STAMP)
+	$(PY) -m tests.harness.build
+	$(PY) -m tests.harness.demo
+
+clean:
+	rm -rf $(VENV) java-shim/target .pytest_cache .mypy_cache .ruff_cache
