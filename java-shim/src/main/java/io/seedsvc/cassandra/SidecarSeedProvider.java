@@ -8,6 +8,8 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.cassandra.exceptions.ConfigurationException;
@@ -66,9 +68,14 @@ public final class SidecarSeedProvider implements SeedProvider
     private final ShimSettings settings;
     private final SeedFetcher fetcher;
     private final SeedCacheFile cache;      // null when no cache_file
+    private final List<SeedEntry> staticSeeds;
     private final CassandraEndpoints endpoints;
-    private final SeedListParser.MalformedEntryListener malformed =
-        (entry, reason) -> logger.warn("Skipping malformed seed entry '{}': {}", entry, reason);
+    /** Malformed entries already logged: the same bad list is re-read on every retry and poll. */
+    private final Set<String> reportedMalformed = Collections.newSetFromMap(new ConcurrentHashMap<String, Boolean>());
+    private final SeedListParser.MalformedEntryListener malformed = (entry, reason) -> {
+        if (reportedMalformed.size() < 1_000 && reportedMalformed.add(entry))
+            logger.warn("Skipping malformed seed entry '{}': {}", entry, reason);
+    };
 
     private final Object startupLock = new Object();
     private final Object stateLock = new Object();
@@ -91,10 +98,15 @@ public final class SidecarSeedProvider implements SeedProvider
     {
         ShimSettings parsed = null;
         CassandraEndpoints types = null;
+        List<SeedEntry> fixed = Collections.emptyList();
         String error = null;
         try
         {
             parsed = ShimSettings.from(parameters);
+            // Parsed now so that malformed entries are logged at start, not at the first fallback.
+            fixed = SeedListParser.parse(parsed.staticSeeds, true, malformed);
+            if (fixed.isEmpty() && !parsed.staticSeeds.isEmpty())
+                throw new IllegalArgumentException(ShimSettings.SEEDS + ": no valid entry in '" + parsed.staticSeeds + "'");
             types = CassandraEndpoints.detect(SidecarSeedProvider.class.getClassLoader());
         }
         catch (RuntimeException e)
@@ -103,6 +115,7 @@ public final class SidecarSeedProvider implements SeedProvider
         }
         this.configError = error;
         this.settings = parsed;
+        this.staticSeeds = fixed;
         this.endpoints = types;
         this.fetcher = parsed == null ? null
                      : fetcher != null ? fetcher
@@ -314,8 +327,7 @@ public final class SidecarSeedProvider implements SeedProvider
                 logger.warn("Cannot read seed cache {}: {}", cache.path(), e.toString());
             }
         }
-        List<SeedEntry> fixed = SeedListParser.parse(settings.staticSeeds, true, malformed);
-        Known fromStatic = resolve(fixed, Source.STATIC);
+        Known fromStatic = resolve(staticSeeds, Source.STATIC);
         if (fromStatic != null)
             logger.warn("{} ({}); using the static seeds {}", why, sidecarDetail, fromStatic.entries);
         return fromStatic;
