@@ -24,6 +24,10 @@ def normalize_address(raw: str) -> str:
     text = raw.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
+    if "%" in text:
+        # ipaddress accepts a zone index (fe80::1%eth0) and keeps it in the text; it only means
+        # something on the host that wrote it, so it is no address to hand to other nodes.
+        raise InvalidAddress(f"not an IP address (zone index): {raw!r}")
     try:
         return ipaddress.ip_address(text).compressed
     except ValueError:
