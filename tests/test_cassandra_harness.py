@@ -8,8 +8,9 @@ the bottom check the generated configuration without starting a JVM.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,23 @@ from tests.harness import cassandra as harness
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 
 
-def _driver_imports() -> tuple[type, type, type]:
-    """Import the driver, failing (never skipping) with the fix if it is missing or broken."""
+def _connect(contact_point: str) -> Any:
+    """A driver ``Cluster``; fails (never skips) with the fix if the driver is missing or broken."""
     try:
         from cassandra.cluster import Cluster, ExecutionProfile
         from cassandra.policies import RoundRobinPolicy
-    except ImportError as exc:  # e.g. not installed, or no usable event loop reactor
+    except ImportError as exc:  # e.g. not installed, or no usable event-loop reactor
         pytest.fail(f"cassandra-driver is unusable ({exc}); run: pip install -e '.[test]'", pytrace=False)
-    return Cluster, ExecutionProfile, RoundRobinPolicy
+    # An explicit load-balancing policy: without one the driver emits a warning, which this
+    # project's pytest configuration turns into an error.
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
+    return Cluster(
+        contact_points=[contact_point],
+        port=harness.NATIVE_PORT,
+        execution_profiles={"default": profile},  # cassandra.cluster.EXEC_PROFILE_DEFAULT
+        protocol_version=5,  # what Cassandra 5.0 speaks; saves two rounds of version negotiation
+        connect_timeout=10,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +47,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Cassan
 
 
 @pytest.fixture(scope="module")
-def session(cluster: harness.CassandraCluster) -> Iterator[object]:
-    Cluster, ExecutionProfile, RoundRobinPolicy = _driver_imports()
-    # An explicit load-balancing policy: without one the driver emits a warning, which this
-    # project's pytest configuration turns into an error.
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
-    client = Cluster(
-        contact_points=[ADDRESSES[0]],
-        port=harness.NATIVE_PORT,
-        execution_profiles={"default": profile},  # EXEC_PROFILE_DEFAULT is the string "default"
-        connect_timeout=10,
-    )
+def session(cluster: harness.CassandraCluster) -> Iterator[Any]:
+    """A driver session through the seed; the driver discovers the other nodes from it."""
+    client = _connect(ADDRESSES[0])
     try:
         yield client.connect()
     finally:
         client.shutdown()
 
 
-def _wait_until(condition: object, timeout: float, what: str) -> None:
-    """Poll ``condition()`` until it is truthy; the driver learns of peers asynchronously."""
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition()`` until it is true; the driver learns of peers asynchronously."""
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
@@ -76,35 +78,47 @@ def test_nodes_started_and_report_resources(cluster: harness.CassandraCluster) -
         assert node.grep_log(r"JOINING: Starting to bootstrap"), node.diagnostics()
 
 
+def _hosts_with_pools(session: Any) -> dict[str, Any]:
+    """Wait until the driver has an open connection pool to every node; return its Host objects.
+
+    ``Host.is_up`` turns true before the session's pool to that host is connected, and a query
+    pinned to a host without a pool fails at once, so wait for the pools themselves.
+    """
+
+    def pooled() -> dict[str, Any]:
+        state = session.get_pool_state()
+        return {str(host.address): host for host, pool in state.items() if pool.get("open_count", 0) > 0}
+
+    _wait_until(lambda: set(ADDRESSES) <= set(pooled()), 60, "driver connection pools to all three nodes")
+    return pooled()
+
+
 @pytest.mark.cassandra
-def test_every_node_sees_the_other_two_in_system_peers(
-    cluster: harness.CassandraCluster, session: object
-) -> None:
-    hosts = {str(h.address): h for h in session.cluster.metadata.all_hosts()}  # type: ignore[attr-defined]
-    _wait_until(lambda: set(ADDRESSES) <= set(hosts) and all(hosts[a].is_up for a in ADDRESSES), 60,
-                "the driver to see all three hosts up")
+def test_every_node_sees_the_other_two_in_system_peers(cluster: harness.CassandraCluster, session: Any) -> None:
+    hosts = _hosts_with_pools(session)
+    assert all(hosts[a].is_up for a in ADDRESSES)
     for address in ADDRESSES:
-        rows = session.execute("SELECT peer, rpc_address FROM system.peers", host=hosts[address])  # type: ignore[attr-defined]
+        rows = session.execute("SELECT peer, rpc_address FROM system.peers", host=hosts[address])
         peers = {str(row.peer) for row in rows}
         assert peers == set(ADDRESSES) - {address}, f"{address} sees peers {peers}"
-        local = session.execute("SELECT cluster_name, release_version FROM system.local",  # type: ignore[attr-defined]
-                                host=hosts[address]).one()
+        local = session.execute("SELECT cluster_name, release_version FROM system.local", host=hosts[address]).one()
         assert local.cluster_name == "seedsvc-test"
         assert local.release_version == harness.DEFAULT_VERSION
 
 
 @pytest.mark.cassandra
-def test_write_at_all_reads_back_from_every_node(cluster: harness.CassandraCluster, session: object) -> None:
+def test_write_at_all_reads_back_from_every_node(cluster: harness.CassandraCluster, session: Any) -> None:
     from cassandra import ConsistencyLevel
     from cassandra.query import SimpleStatement
 
-    execute = session.execute  # type: ignore[attr-defined]
-    execute("CREATE KEYSPACE IF NOT EXISTS harness WITH replication = "
-            "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+    execute = session.execute
+    execute(
+        "CREATE KEYSPACE IF NOT EXISTS harness WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}"
+    )
     execute("CREATE TABLE IF NOT EXISTS harness.kv (k text PRIMARY KEY, v text)")
     write = SimpleStatement("INSERT INTO harness.kv (k, v) VALUES (%s, %s)", consistency_level=ConsistencyLevel.ALL)
     execute(write, ("answer", "42"))
-    hosts = {str(h.address): h for h in session.cluster.metadata.all_hosts()}  # type: ignore[attr-defined]
+    hosts = _hosts_with_pools(session)
     read = SimpleStatement("SELECT v FROM harness.kv WHERE k = %s", consistency_level=ConsistencyLevel.ONE)
     for address in ADDRESSES:
         assert execute(read, ("answer",), host=hosts[address]).one().v == "42"
@@ -134,10 +148,12 @@ def test_yaml_for_pod_ip_and_custom_seed_provider(tmp_path: Path) -> None:
     node.write_config()
     config = yaml.safe_load(node.config_path.read_text())
     assert config["listen_address"] == config["rpc_address"] == "127.0.10.5"
-    assert config["seed_provider"] == [{
-        "class_name": "io.seedsvc.cassandra.SidecarSeedProvider",
-        "parameters": [{"url": "http://127.0.0.1:8080/seeds", "cache_file": str(tmp_path / "seeds")}],
-    }]
+    assert config["seed_provider"] == [
+        {
+            "class_name": "io.seedsvc.cassandra.SidecarSeedProvider",
+            "parameters": [{"url": "http://127.0.0.1:8080/seeds", "cache_file": str(tmp_path / "seeds")}],
+        }
+    ]
     assert config["data_file_directories"] == [str(node.data_dir / "data")]
     fake_home = tmp_path / "dist"
     (fake_home / "lib").mkdir(parents=True)

@@ -728,7 +728,7 @@ class CassandraNode:
             cwd=self.data_dir,
             env=env,
             start_new_session=True,  # own process group: stop()/kill() reach every child
-            preexec_fn=_preexec_for_current_thread(),  # noqa: PLW1509 - only prctl, no locks
+            preexec_fn=_preexec_for_current_thread(),  # only prctl/setrlimit: fork-safe
         )
         with _LIVE_LOCK:
             _LIVE_GROUPS.add(self._proc.pid)
@@ -750,9 +750,7 @@ class CassandraNode:
                 self.startup_seconds = time.monotonic() - self._started_at
                 return self.startup_seconds
             if time.monotonic() >= deadline:
-                raise CassandraHarnessError(
-                    f"{self} did not serve CQL within {timeout:.0f}s\n{self.diagnostics()}"
-                )
+                raise CassandraHarnessError(f"{self} did not serve CQL within {timeout:.0f}s\n{self.diagnostics()}")
             time.sleep(POLL_INTERVAL_S)
 
     def wait_for_log(self, pattern: str, timeout: float = 60.0, *, from_start: bool = True) -> str:
@@ -771,21 +769,24 @@ class CassandraNode:
             self._raise_if_exited(f"while waiting for {pattern!r}")
             time.sleep(POLL_INTERVAL_S)
 
+    def terminate(self) -> None:
+        """Send SIGTERM (Cassandra drains and exits) without waiting; :meth:`stop` finishes the job."""
+        self._signal_group(signal.SIGTERM)
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM (Cassandra drains), then SIGKILL after ``timeout``; returns the exit status."""
         if self._proc is None:
             return None
-        if self._proc.poll() is None:
-            _kill_group(self._proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout)
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout)
         return self.kill()
 
     def kill(self) -> int | None:
         """SIGKILL the whole process group at once and reap it."""
         if self._proc is None:
             return None
-        _kill_group(self._proc.pid, signal.SIGKILL)
+        self._signal_group(signal.SIGKILL)
         code = self._proc.wait()
         _forget_group(self._proc.pid)
         if self._finalizer is not None:
@@ -795,12 +796,16 @@ class CassandraNode:
             self._stdout = None
         return code
 
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # Only while the JVM is unreaped: until we wait() for it its pid (and so the process group
+        # id) cannot be reused, so the signal can never reach an unrelated process.
+        if self._proc is not None and self._proc.poll() is None:
+            _kill_group(self._proc.pid, sig)
+
     def _raise_if_exited(self, doing: str) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
-        raise CassandraHarnessError(
-            f"{self} exited with status {self.returncode} {doing}\n{self.diagnostics()}"
-        )
+        raise CassandraHarnessError(f"{self} exited with status {self.returncode} {doing}\n{self.diagnostics()}")
 
     # ---- inspection ------------------------------------------------------------------------------
 
@@ -867,9 +872,7 @@ class CassandraCluster:
         **node_kwargs: Any,
     ) -> None:
         seed_list = list(seeds or addresses[:1])
-        self.nodes = [
-            CassandraNode(addr, Path(base_dir) / addr, seeds=seed_list, **node_kwargs) for addr in addresses
-        ]
+        self.nodes = [CassandraNode(addr, Path(base_dir) / addr, seeds=seed_list, **node_kwargs) for addr in addresses]
 
     def __enter__(self) -> CassandraCluster:
         return self
@@ -886,10 +889,13 @@ class CassandraCluster:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop every node (in reverse order), killing any that do not stop in time."""
-        for node in reversed(self.nodes):
-            node.stop()
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop all nodes together (each drains in parallel), killing any still running after ``timeout``."""
+        for node in self.nodes:
+            node.terminate()
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            node.stop(max(0.0, deadline - time.monotonic()))
 
     @property
     def addresses(self) -> list[str]:
@@ -911,13 +917,17 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    node = CassandraNode(args.address, args.data_dir, seeds=args.seeds.split(",") if args.seeds else None,
-                         version=args.version)
+    node = CassandraNode(
+        args.address, args.data_dir, seeds=args.seeds.split(",") if args.seeds else None, version=args.version
+    )
     node.start()
     try:
         seconds = node.wait_for_cql(args.timeout)
-        print(f"{node.address}:9042 up after {seconds:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB, "
-              f"log {node.log_path}; Ctrl-C stops it", file=sys.stderr)
+        print(
+            f"{node.address}:9042 up after {seconds:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB, "
+            f"log {node.log_path}; Ctrl-C stops it",
+            file=sys.stderr,
+        )
         while node.is_running():
             time.sleep(1)
     except KeyboardInterrupt:
@@ -928,8 +938,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m tests.harness.cassandra", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python3 -m tests.harness.cassandra",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--version", default=DEFAULT_VERSION, help="cassandra-all version")
     sub = parser.add_subparsers(dest="command", required=True)
