@@ -2,13 +2,16 @@ package io.seedsvc.cassandra;
 
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
+import java.lang.reflect.ParameterizedType;
+import java.lang.reflect.Type;
 import java.net.InetAddress;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 
 /**
- * The element type of {@code SeedProvider.getSeeds()} in the running Cassandra, decided once.
+ * The element type of {@code SeedProvider.getSeeds()} in the running Cassandra, and whether it
+ * can reload seeds at run time; decided once.
  *
  * <ul>
  *   <li>Cassandra 3.11: {@code List<java.net.InetAddress>}; seeds have no port of their own.</li>
@@ -26,33 +29,69 @@ import java.util.List;
 abstract class CassandraEndpoints
 {
     static final String INET_ADDRESS_AND_PORT = "org.apache.cassandra.locator.InetAddressAndPort";
+    static final String GOSSIPER_MBEAN = "org.apache.cassandra.gms.GossiperMBean";
+
+    private final boolean liveReload;
+
+    CassandraEndpoints(boolean liveReload)
+    {
+        this.liveReload = liveReload;
+    }
 
     /**
-     * @param loader the class loader that loaded Cassandra's {@code SeedProvider} (normally the
-     *               shim's own)
-     * @throws IllegalStateException if InetAddressAndPort exists but lacks the factory (a
-     *                               Cassandra this shim does not know)
+     * Reads the element type from the running Cassandra's own {@code SeedProvider.getSeeds()}
+     * signature. Class presence is not enough: late 3.11 releases (3.11.19 at least) also contain
+     * an {@code InetAddressAndPort} class while their SeedProvider still returns
+     * {@code List<InetAddress>}.
+     *
+     * @param seedProvider Cassandra's {@code SeedProvider} interface as linked by the shim
+     * @throws IllegalStateException for a signature this shim does not know
      */
-    static CassandraEndpoints detect(ClassLoader loader)
+    static CassandraEndpoints detect(Class<?> seedProvider)
     {
-        Class<?> type;
+        Type element;
         try
         {
-            // initialize=false: the factory call below initialises it when first needed.
-            type = Class.forName(INET_ADDRESS_AND_PORT, false, loader);
-        }
-        catch (ClassNotFoundException e)
-        {
-            return new PlainAddresses();
-        }
-        try
-        {
-            return new AddressesAndPorts(type.getMethod("getByAddressOverrideDefaults", InetAddress.class, Integer.class));
+            Type returned = seedProvider.getMethod("getSeeds").getGenericReturnType();
+            if (!(returned instanceof ParameterizedType))
+                throw new IllegalStateException("SeedProvider.getSeeds() returns " + returned + ", expected List<...>");
+            element = ((ParameterizedType) returned).getActualTypeArguments()[0];
         }
         catch (NoSuchMethodException e)
         {
-            throw new IllegalStateException(INET_ADDRESS_AND_PORT + ".getByAddressOverrideDefaults(InetAddress, Integer) "
-                                            + "not found: unsupported Cassandra version", e);
+            throw new IllegalStateException("SeedProvider has no getSeeds(): unsupported Cassandra version", e);
+        }
+        boolean reloadable = hasReloadSeeds(seedProvider.getClassLoader());
+        if (element == InetAddress.class)
+            return new PlainAddresses(reloadable);
+        if (element instanceof Class && ((Class<?>) element).getName().equals(INET_ADDRESS_AND_PORT))
+        {
+            try
+            {
+                return new AddressesAndPorts(((Class<?>) element).getMethod("getByAddressOverrideDefaults",
+                                                                          InetAddress.class, Integer.class),
+                                             reloadable);
+            }
+            catch (NoSuchMethodException e)
+            {
+                throw new IllegalStateException(INET_ADDRESS_AND_PORT + ".getByAddressOverrideDefaults(InetAddress, Integer) "
+                                                + "not found: unsupported Cassandra version", e);
+            }
+        }
+        throw new IllegalStateException("SeedProvider.getSeeds() returns List<" + element + ">: unsupported Cassandra version");
+    }
+
+    /** GossiperMBean.reloadSeeds() exists from Cassandra 4.0 (CASSANDRA-14190), not in 3.11. */
+    private static boolean hasReloadSeeds(ClassLoader loader)
+    {
+        try
+        {
+            Class.forName(GOSSIPER_MBEAN, false, loader).getMethod("reloadSeeds");
+            return true;
+        }
+        catch (ClassNotFoundException | NoSuchMethodException | LinkageError e)
+        {
+            return false;
         }
     }
 
@@ -67,8 +106,11 @@ abstract class CassandraEndpoints
 
     abstract Object toEndpoint(InetAddress address, Integer port);
 
-    /** Whether GossiperMBean.reloadSeeds exists (added in Cassandra 4.0, CASSANDRA-14190). */
-    abstract boolean supportsLiveReload();
+    /** Whether GossiperMBean.reloadSeeds exists, so a running node can take new seeds. */
+    final boolean supportsLiveReload()
+    {
+        return liveReload;
+    }
 
     /** For log lines. */
     abstract String describe();
@@ -91,6 +133,11 @@ abstract class CassandraEndpoints
     {
         private volatile boolean portWarningLogged;
 
+        PlainAddresses(boolean liveReload)
+        {
+            super(liveReload);
+        }
+
         @Override
         Object toEndpoint(InetAddress address, Integer port)
         {
@@ -105,15 +152,9 @@ abstract class CassandraEndpoints
         }
 
         @Override
-        boolean supportsLiveReload()
-        {
-            return false;
-        }
-
-        @Override
         String describe()
         {
-            return "List<InetAddress> (Cassandra 3.x)";
+            return "List<InetAddress> (Cassandra 3.x)" + (supportsLiveReload() ? "" : ", no reloadSeeds");
         }
     }
 
@@ -122,8 +163,9 @@ abstract class CassandraEndpoints
     {
         private final Method factory;
 
-        AddressesAndPorts(Method factory)
+        AddressesAndPorts(Method factory, boolean liveReload)
         {
+            super(liveReload);
             this.factory = factory;
         }
 
@@ -147,15 +189,9 @@ abstract class CassandraEndpoints
         }
 
         @Override
-        boolean supportsLiveReload()
-        {
-            return true;
-        }
-
-        @Override
         String describe()
         {
-            return "List<InetAddressAndPort> (Cassandra 4.0+)";
+            return "List<InetAddressAndPort> (Cassandra 4.0+)" + (supportsLiveReload() ? "" : ", no reloadSeeds");
         }
     }
 }

@@ -8,6 +8,9 @@ import java.net.MalformedURLException;
 import java.net.Proxy;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
+import java.util.Collections;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * {@link SeedFetcher} over {@link HttpURLConnection} - the JDK's client, so the shim adds no
@@ -26,6 +29,8 @@ final class HttpSeedFetcher implements SeedFetcher
     private final URL url;
     private final int connectTimeoutMs;
     private final int readTimeoutMs;
+    private final Set<HttpURLConnection> inFlight = Collections.newSetFromMap(new ConcurrentHashMap<HttpURLConnection, Boolean>());
+    private volatile boolean closed;
 
     /**
      * @param url              {@code GET /seeds} of the sidecar, possibly with a query
@@ -52,8 +57,11 @@ final class HttpSeedFetcher implements SeedFetcher
         conn.setInstanceFollowRedirects(false); // the sidecar never redirects; don't wander off
         conn.setUseCaches(false);
         conn.setRequestProperty("Accept", "text/plain");
+        inFlight.add(conn);
         try
         {
+            if (closed)
+                throw new IOException("fetcher closed");
             int status = conn.getResponseCode();
             InputStream in = status < 400 ? conn.getInputStream() : conn.getErrorStream();
             String body = in == null ? "" : readBounded(in);
@@ -67,6 +75,19 @@ final class HttpSeedFetcher implements SeedFetcher
             conn.disconnect();
             throw e;
         }
+        finally
+        {
+            inFlight.remove(conn);
+        }
+    }
+
+    @Override
+    public void close()
+    {
+        closed = true;
+        // disconnect() closes the socket, so a read blocked in another thread fails at once.
+        for (HttpURLConnection conn : inFlight)
+            conn.disconnect();
     }
 
     @Override

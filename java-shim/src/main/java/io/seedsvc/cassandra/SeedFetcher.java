@@ -23,4 +23,10 @@ interface SeedFetcher
 
     /** Where the seeds come from, for log lines and the start-up failure message. */
     String describe();
+
+    /**
+     * Aborts requests in flight (a long-poll may otherwise hold its thread for the whole wait) and
+     * makes later calls fail. Idempotent.
+     */
+    void close();
 }

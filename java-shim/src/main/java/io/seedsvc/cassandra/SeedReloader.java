@@ -107,6 +107,8 @@ final class SeedReloader implements Runnable
             }
             catch (IOException | JMException | RuntimeException e)
             {
+                if (stopped)
+                    break; // close() aborted the request; not a failure worth a warning
                 delayMs = failed(e.getClass().getSimpleName() + ": " + e.getMessage(), null);
             }
             if (delayMs > 0 && !stopped)

@@ -107,7 +107,7 @@ public final class SidecarSeedProvider implements SeedProvider
             fixed = SeedListParser.parse(parsed.staticSeeds, true, malformed);
             if (fixed.isEmpty() && !parsed.staticSeeds.isEmpty())
                 throw new IllegalArgumentException(ShimSettings.SEEDS + ": no valid entry in '" + parsed.staticSeeds + "'");
-            types = CassandraEndpoints.detect(SidecarSeedProvider.class.getClassLoader());
+            types = CassandraEndpoints.detect(SeedProvider.class);
         }
         catch (RuntimeException e)
         {
@@ -150,12 +150,18 @@ public final class SidecarSeedProvider implements SeedProvider
         }
     }
 
-    /** Stops the live-reload thread, if any. Cassandra never calls this; tests and embedders do. */
+    /**
+     * Stops the live-reload thread, if any, aborting its long-poll, and stops asking the sidecar;
+     * getSeeds() keeps answering with the last list. Cassandra never calls this; tests and
+     * embedders do.
+     */
     public void close()
     {
         SeedReloader r = reloader;
         if (r != null)
             r.close();
+        if (fetcher != null)
+            fetcher.close();
     }
 
     /** For tests: waits for the live-reload thread, if any, to end after {@link #close()}. */

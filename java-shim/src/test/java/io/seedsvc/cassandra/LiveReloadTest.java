@@ -210,6 +210,19 @@ class LiveReloadTest
     }
 
     @Test
+    void closeAbortsAPendingLongPollAtOnce() throws Exception
+    {
+        sidecar.serve("10.0.0.1");
+        SidecarSeedProvider provider = start("poll_wait_seconds", "30");
+        await("a long-poll in flight", 5_000, () -> sidecar.requests().stream().anyMatch(r -> r.contains("wait=30")));
+        long start = System.nanoTime();
+        provider.close();
+        assertTrue(provider.awaitClosed(2_000), "reloader still blocked in its long-poll");
+        assertTrue(System.nanoTime() - start < 2_000_000_000L);
+        assertEquals(Collections.singletonList("10.0.0.1:7000"), render(provider.getSeeds()), "still answers after close");
+    }
+
+    @Test
     void liveReloadFalseStartsNoThread()
     {
         sidecar.serve("10.0.0.1");

@@ -264,6 +264,11 @@ class SidecarSeedProviderTest
             {
                 return "flaky";
             }
+
+            @Override
+            public void close()
+            {
+            }
         };
         SidecarSeedProvider provider = track(new SidecarSeedProvider(params("live_reload", "false"), flaky));
         List<?> first = provider.getSeeds();
