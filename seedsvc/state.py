@@ -171,6 +171,8 @@ class StateFile:
             return None
         except OSError as exc:
             raise StateFileError(f"cannot read {self.path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise StateFileError(f"cannot use {self.path}: {exc}") from None
         try:
             document = json.loads(text)
             if document.get("version") != STATE_FILE_VERSION:
