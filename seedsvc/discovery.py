@@ -77,7 +77,9 @@ class Discovery:
                 timeout = None if deadline is None else max(0.0, deadline - self.clock())
                 done, _ = await asyncio.wait({pending_next}, timeout=timeout)
                 if not done:
-                    self._reselect()  # a grace period or the restart fallback came due
+                    # A grace period or the restart fallback came due; its change is persisted like any other.
+                    if self._reselect():
+                        await self._persist()
                     continue
                 event, pending_next = pending_next.result(), None
                 await self._handle(event)
