@@ -63,6 +63,7 @@ class Discovery:
     _endpoints: tuple[Endpoint, ...] | None = None
     _last_mode: Mode | None = None
     _memory_deadline: float | None = None
+    _failing: bool = False
 
     async def run(self) -> None:
         """Consume the source until cancelled. Never returns on its own."""
@@ -71,7 +72,9 @@ class Discovery:
         pending_next: asyncio.Task[object] | None = None
         try:
             while True:
-                deadline = self._memory_deadline
+                # While the source fails the last list stays as it was (stale); the first view after
+                # recovery re-runs select(), which then applies any grace that ran out meanwhile.
+                deadline = None if self._failing else self._memory_deadline
                 if pending_next is None:
                     pending_next = asyncio.ensure_future(anext(events))
                 timeout = None if deadline is None else max(0.0, deadline - self.clock())
@@ -94,11 +97,13 @@ class Discovery:
     async def _handle(self, event: object) -> None:
         if isinstance(event, View):
             self.observer.view(self.source.name, event)
+            self._failing = False
             self._endpoints = event.endpoints
             if self._reselect():
                 await self._persist()
         elif isinstance(event, Failure):
             self.observer.failure(self.source.name, event)
+            self._failing = True
             log.warning("discovery failed (%s): %s", event.reason, event.detail)
             self.state.mark_failing(reason=event.reason, detail=event.detail)
         elif isinstance(event, Restart):
