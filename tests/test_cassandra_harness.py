@@ -131,6 +131,23 @@ def test_nodetool_status_shows_three_up_normal_nodes(cluster: harness.CassandraC
         assert any(line.startswith("UN") and address in line for line in status.splitlines()), status
 
 
+@pytest.mark.cassandra
+def test_killed_node_restarts_and_rejoins(cluster: harness.CassandraCluster, session: Any) -> None:
+    """SIGKILL then restart on the same data directory: no bootstrap, same host, back in the ring."""
+    node = cluster.nodes[-1]
+    host_id_before = session.execute("SELECT host_id FROM system.local", host=_hosts_with_pools(session)[node.address])
+    assert node.kill() == -9
+    assert not node.is_running() and node.rss_bytes() == 0
+    node.start()
+    node.wait_for_cql(240)
+    assert not node.grep_log(r"JOINING: Starting to bootstrap", since_start=True), "a restart must not bootstrap"
+    assert len(node.grep_log(harness.STARTUP_COMPLETE_MARKER)) == 2  # the log spans both runs
+    host_id_after = session.execute("SELECT host_id FROM system.local", host=_hosts_with_pools(session)[node.address])
+    assert host_id_after.one().host_id == host_id_before.one().host_id
+    status = cluster.nodes[0].nodetool("status")
+    assert any(line.startswith("UN") and node.address in line for line in status.splitlines()), status
+
+
 # ---- no JVM needed below ---------------------------------------------------------------------------
 
 

@@ -517,9 +517,9 @@ def _tail(path: Path, max_bytes: int = 6000) -> str:
 class _LogFollower:
     """Reads a growing log file incrementally so polling stays cheap however long the log gets."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, offset: int = 0) -> None:
         self._path = path
-        self._offset = 0
+        self._offset = offset
         self._partial = b""
 
     def new_lines(self) -> list[str]:
@@ -600,6 +600,8 @@ class CassandraNode:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdout: IO[bytes] | None = None
         self._started_at = 0.0
+        # system.log is appended to across restarts: waits only look at what this start wrote.
+        self._log_offset_at_start = 0
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def __repr__(self) -> str:
@@ -720,6 +722,7 @@ class CassandraNode:
         env = {**os.environ, "MALLOC_ARENA_MAX": "4"}  # as cassandra-env.sh: fewer glibc arenas, less RSS
         self.startup_seconds = None
         self._started_at = time.monotonic()
+        self._log_offset_at_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -741,7 +744,7 @@ class CassandraNode:
         :class:`CassandraHarnessError` with the log tail if the JVM exits or the time runs out.
         """
         deadline = time.monotonic() + timeout
-        follower = _LogFollower(self.log_path)
+        follower = _LogFollower(self.log_path, self._log_offset_at_start)
         logged_ready = False
         while True:
             self._raise_if_exited("while starting")
@@ -753,12 +756,16 @@ class CassandraNode:
                 raise CassandraHarnessError(f"{self} did not serve CQL within {timeout:.0f}s\n{self.diagnostics()}")
             time.sleep(POLL_INTERVAL_S)
 
-    def wait_for_log(self, pattern: str, timeout: float = 60.0, *, from_start: bool = True) -> str:
-        """Block until a ``system.log`` line matches the regex ``pattern``; return that line."""
+    def wait_for_log(self, pattern: str, timeout: float = 60.0, *, only_new: bool = False) -> str:
+        """Block until a ``system.log`` line matches the regex ``pattern``; return that line.
+
+        Lines count from the latest :meth:`start`, or only those written after this call when
+        ``only_new`` is true (to wait for the *next* occurrence of something already logged).
+        """
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        follower = _LogFollower(self.log_path)
-        if not from_start:
+        follower = _LogFollower(self.log_path, self._log_offset_at_start)
+        if only_new:
             follower.new_lines()
         while True:
             for line in follower.new_lines():
@@ -809,15 +816,19 @@ class CassandraNode:
 
     # ---- inspection ------------------------------------------------------------------------------
 
-    def grep_log(self, pattern: str, *, include_stdout: bool = False) -> list[str]:
-        """``system.log`` lines (and ``stdout.log`` lines if asked) matching the regex ``pattern``."""
+    def grep_log(self, pattern: str, *, include_stdout: bool = False, since_start: bool = False) -> list[str]:
+        """Lines matching the regex ``pattern`` in ``system.log`` (and ``stdout.log`` if asked).
+
+        The logs accumulate over restarts; ``since_start`` limits ``system.log`` to the latest start.
+        """
         regex = re.compile(pattern)
-        paths = [self.log_path, *([self.stdout_path] if include_stdout else [])]
-        matches: list[str] = []
-        for path in paths:
-            if path.is_file():
-                with path.open(encoding="utf-8", errors="replace") as handle:
-                    matches.extend(line.rstrip("\n") for line in handle if regex.search(line))
+        matches = [
+            line
+            for line in _LogFollower(self.log_path, self._log_offset_at_start if since_start else 0).new_lines()
+            if regex.search(line)
+        ]
+        if include_stdout:
+            matches.extend(line for line in _LogFollower(self.stdout_path).new_lines() if regex.search(line))
         return matches
 
     def diagnostics(self) -> str:
