@@ -10,8 +10,8 @@ import javax.management.JMException;
  * Live reload for Cassandra 4.0+: a daemon thread that long-polls the sidecar and, when the list
  * changes, hands it to the provider and asks the in-process Gossiper to {@code reloadSeeds()}.
  *
- * <p>The loop survives every exception (logged once per outage, then retried with capped
- * backoff); only {@link #close()} ends it. It never blocks Cassandra: getSeeds() reads what this
+ * <p>The loop survives every exception and linkage error (logged once per outage, then retried
+ * with capped backoff); only {@link #close()} ends it. It never blocks Cassandra: getSeeds() reads what this
  * thread last stored.
  */
 final class SeedReloader implements Runnable
@@ -105,7 +105,9 @@ final class SeedReloader implements Runnable
             {
                 delayMs = pollOnce();
             }
-            catch (IOException | JMException | RuntimeException e)
+            // LinkageError too: a class missing from some Cassandra build must not end live reload
+            // silently; it is logged and retried like any other failure.
+            catch (IOException | JMException | RuntimeException | LinkageError e)
             {
                 if (stopped)
                     break; // close() aborted the request; not a failure worth a warning
