@@ -177,7 +177,9 @@ def test_yaml_for_pod_ip_and_custom_seed_provider(tmp_path: Path) -> None:
     (fake_home / "lib" / "jamm-0.4.0.jar").touch()
     argv = node.jvm_argv(Path("/usr/bin/java"), fake_home)
     classpath = argv[argv.index("-cp") + 1].split(":")
-    assert classpath[0] == str(node.conf_dir) and classpath[-1] == str(tmp_path / "shim.jar")
+    assert classpath == [f"{fake_home}/lib/*", str(tmp_path / "shim.jar")]
+    assert f"-javaagent:{fake_home}/lib/jamm-0.4.0.jar" in argv
+    assert f"-Dcassandra.config=file://{node.config_path}" in argv
     assert "-Dcassandra.ring_delay_ms=1000" in argv and "-Dcassandra.ring_delay_ms=5000" not in argv
 
 

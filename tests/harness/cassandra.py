@@ -152,9 +152,15 @@ class CassandraHarnessError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where distributions are cached; ``SEEDSVC_CACHE_DIR`` moves the whole seedsvc cache."""
-    base = os.environ.get("SEEDSVC_CACHE_DIR") or str(Path("~/.cache/seedsvc").expanduser())
-    return Path(base) / "cassandra"
+    """``$SEEDSVC_CACHE_DIR`` or ``$XDG_CACHE_HOME/seedsvc`` or ``~/.cache/seedsvc``, plus cassandra.
+
+    The same rule as the control-plane cache in ``tests/harness/build.py``.
+    """
+    explicit = os.environ.get("SEEDSVC_CACHE_DIR")
+    if explicit:
+        return Path(explicit) / "cassandra"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "seedsvc" / "cassandra"
 
 
 def _marker_path(home: Path) -> Path:
@@ -673,9 +679,12 @@ class CassandraNode:
     def jvm_argv(self, java: Path, home: Path) -> list[str]:
         """The complete command line (without starting anything); handy for debugging by hand."""
         lib = home / "lib"
-        classpath = os.pathsep.join([str(self.conf_dir), f"{lib}/*", *map(str, self.extra_classpath)])
+        # conf/ is not on the classpath (every file in it is named by a property instead): a
+        # directory there would prevent class-data sharing archives (CDS) from being used.
+        classpath = os.pathsep.join([f"{lib}/*", *map(str, self.extra_classpath)])
         props = {
             "cassandra.config": self.config_path.as_uri(),
+            "cassandra-rackdc.properties": (self.conf_dir / "cassandra-rackdc.properties").as_uri(),
             "logback.configurationFile": (self.conf_dir / "logback.xml").as_uri(),
             "cassandra.logdir": str(self.data_dir),
             "cassandra.storagedir": str(self.data_dir),
@@ -689,7 +698,6 @@ class CassandraNode:
             *SERVER_JVM_OPTIONS,
             *JAVA17_MODULE_OPTIONS,
             f"-javaagent:{_jamm_agent(lib)}",
-            f"-XX:HeapDumpPath={self.data_dir}",
             *(f"-D{key}={value}" for key, value in props.items()),
             *self.extra_jvm_args,
             "-cp",
