@@ -107,11 +107,18 @@ public final class SidecarSeedProvider implements SeedProvider
             fixed = SeedListParser.parse(parsed.staticSeeds, true, malformed);
             if (fixed.isEmpty() && !parsed.staticSeeds.isEmpty())
                 throw new IllegalArgumentException(ShimSettings.SEEDS + ": no valid entry in '" + parsed.staticSeeds + "'");
+        }
+        catch (RuntimeException e)
+        {
+            error = "invalid seed_provider parameters: " + e.getMessage();
+        }
+        try
+        {
             types = CassandraEndpoints.detect(SeedProvider.class);
         }
         catch (RuntimeException e)
         {
-            error = e.getMessage();
+            error = error != null ? error : e.getMessage();
         }
         this.configError = error;
         this.settings = parsed;
@@ -178,8 +185,7 @@ public final class SidecarSeedProvider implements SeedProvider
             if (known != null)
                 return known;
             if (configError != null)
-                throw new ConfigurationException("seedsvc SidecarSeedProvider: invalid seed_provider parameters: "
-                                                 + configError, false);
+                throw new ConfigurationException("seedsvc SidecarSeedProvider: " + configError, false);
 
             StartupAttempts attempts = new StartupAttempts();
             Known first = waitForSidecar(attempts);
