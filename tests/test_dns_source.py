@@ -47,6 +47,8 @@ from seedsvc.sources.events import Failure, SourceEvent, View
 from seedsvc.state import SeedState
 from tests import dnsserver
 from tests.dnsserver import CoreDns, a, aaaa, srv
+from tests.harness.controlplane import ControlPlane, kube_json
+from tests.harness.kubelet import Kubelet
 
 DOMAIN = "cluster.local."
 SERVICE = "cassandra.ns.svc"  # relative to the zone
@@ -604,8 +606,10 @@ async def test_large_answers_fall_back_to_tcp(coredns: CoreDns) -> None:
 
 
 @pytest.mark.dns
-@pytest.mark.parametrize("ttl", [1, 3600])
+@pytest.mark.parametrize("ttl", [0, 1, 3600], ids=["ttl0-min", "ttl1", "ttl3600-max"])
 async def test_a_change_is_seen_within_the_ttl_bound(coredns: CoreDns, ttl: int) -> None:
+    # Refresh bounds 0.2 s and 1.5 s: TTL 0 must be polled at the minimum, TTL 1 at its TTL, and
+    # TTL 3600 at the maximum, not after an hour.
     settings = dns_settings(coredns, srv_port_name="cql", dns_min_refresh=0.2, dns_max_refresh=1.5)
     bound = refresh_after(ttl, minimum=settings.dns_min_refresh, maximum=settings.dns_max_refresh)
     await coredns.changed(statefulset_records([0, 1, 2], ttl=ttl))
@@ -789,3 +793,72 @@ async def test_garbage_from_the_server_is_a_bad_response() -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await junk
     assert caught.value.reason == "bad_response"
+
+
+# --- against CoreDNS's kubernetes plugin on the loopback control plane ----------------------------------
+
+
+def create_headless_statefulset(api: Any, namespace: str, replicas: int) -> None:
+    labels = {"app": "cassandra"}
+    kube_json(api, "POST", f"/api/v1/namespaces/{namespace}/services", {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "cassandra", "labels": labels},
+        "spec": {"clusterIP": "None", "selector": labels, "ports": [{"name": "cql", "port": 9042}]},
+    })
+    kube_json(api, "POST", f"/apis/apps/v1/namespaces/{namespace}/statefulsets", {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "cassandra"},
+        "spec": {
+            "serviceName": "cassandra",
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "cassandra", "image": "cassandra:5.0",
+                                         "ports": [{"name": "cql", "containerPort": 9042}]}]},
+            },
+        },
+    })
+
+
+@pytest.mark.controlplane
+@pytest.mark.dns
+async def test_coredns_kubernetes_answers_nxdomain_for_a_headless_service_without_ready_pods(
+    control_plane: ControlPlane, kube_api: Any, kubelet: Kubelet, namespace: str
+) -> None:
+    """What the docs claim: CoreDNS's kubernetes plugin answers NXDOMAIN, not NODATA, for a headless
+    Service whose pods all exist but are unready, so the DNS source reports a failure (and the last
+    list is kept, stale) instead of an empty view."""
+    create_headless_statefulset(kube_api, namespace, replicas=3)
+    pods = await asyncio.to_thread(kubelet.wait_for_pods, namespace, "app=cassandra", 3, timeout=60.0)
+    by_pod = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+    settings = Settings(
+        source="dns", service="cassandra", namespace=namespace, cluster_domain=control_plane.cluster_domain,
+        dns_nameserver=control_plane.dns, srv_port_name="cql",
+        dns_min_refresh=0.2, dns_max_refresh=1.0, dns_timeout=1.0, backoff_max=0.5,
+    )
+    async with updates_of(DnsSource(settings)) as events:
+        view, _ = await event_until(events, lambda e: isinstance(e, View) and len(e.endpoints) == 3, timeout_s=60)
+        assert isinstance(view, View)
+        assert {(e.pod, e.address) for e in view.endpoints} == set(by_pod.items())
+        assert {e.ordinal for e in view.endpoints} == {0, 1, 2}
+
+        for name in by_pod:
+            await asyncio.to_thread(kubelet.set_ready, namespace, name, False)
+        failure, between = await event_until(events, lambda e: isinstance(e, Failure), timeout_s=60)
+        assert isinstance(failure, Failure) and failure.reason == "nxdomain", failure
+        # On the way the set may shrink pod by pod, but never to an empty view.
+        assert all(isinstance(e, View) and e.endpoints for e in between), between
+
+        # Not a quirk of SRV: the plain name is NXDOMAIN too.
+        plain = DnsSource(settings.replace(srv_port_name=None))
+        with pytest.raises(DnsError) as caught:
+            await plain.resolve()
+        assert caught.value.reason == "nxdomain"
+
+        await asyncio.to_thread(kubelet.set_ready, namespace, "cassandra-1", True)
+        recovered, _ = await event_until(events, is_view, timeout_s=60)
+        assert isinstance(recovered, View)
+        assert recovered.endpoints == (Endpoint(by_pod["cassandra-1"], pod="cassandra-1"),)

@@ -284,7 +284,7 @@ class DnsSource:
             host = nameserver_from_resolv_conf(resolv_conf)
             if host is None:
                 raise ConfigError(
-                    f"invalid SEEDSVC_DNS_NAMESERVER=None: no usable nameserver line in {resolv_conf}; "
+                    f"SEEDSVC_DNS_NAMESERVER is not set and {resolv_conf} has no usable nameserver line; "
                     "set --dns-nameserver"
                 )
             self._host, self._port = host, DNS_PORT
