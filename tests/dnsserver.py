@@ -20,11 +20,14 @@ control plane's, so CI builds it from a cold cache like everything else.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -159,6 +162,7 @@ class CoreDns:
         process, self._process = self._process, None
         if process is None:
             return
+        atexit.unregister(self.stop)
         with contextlib.suppress(ProcessLookupError):
             if self._paused:
                 os.killpg(process.pid, signal.SIGCONT)  # a stopped process would never see SIGTERM
@@ -256,6 +260,9 @@ class CoreDns:
         scratch.replace(path)
 
     def _spawn(self) -> None:
+        # PDEATHSIG fires when the thread that forked exits, so only from the main thread (which lives
+        # as long as the test process); stop() from the fixture finaliser and atexit cover the rest.
+        in_main_thread = threading.current_thread() is threading.main_thread()
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [str(self.binary), "-conf", str(self.corefile)],
@@ -264,7 +271,9 @@ class CoreDns:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group, so stop() reaches everything it started
+                preexec_fn=_die_with_parent if in_main_thread else None,
             )
+        atexit.register(self.stop)
 
     def _wait_answering(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -280,6 +289,16 @@ class CoreDns:
                     f"CoreDNS did not answer within {START_TIMEOUT_S:g}s; last log lines:\n{self.log_tail()}"
                 )
             time.sleep(0.05)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: the kernel SIGKILLs CoreDNS if pytest dies, even by
+    SIGKILL, so no test run can leave one behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _free_udp_and_tcp_port() -> int:

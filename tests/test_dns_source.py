@@ -769,7 +769,6 @@ async def test_recovery_with_the_same_list_clears_staleness(coredns: CoreDns) ->
             await task
 
 
-@pytest.mark.dns
 async def test_garbage_from_the_server_is_a_bad_response() -> None:
     # A hand-written fake, not CoreDNS: no real server sends a malformed message on demand. It
     # answers every datagram with the query's ID followed by junk that is no DNS message.
