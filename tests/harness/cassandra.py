@@ -935,7 +935,15 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    # SIGTERM, and SIGINT even where a non-interactive shell started us with it ignored, stop the
+    # node cleanly through the finally below.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     node = CassandraNode(
         args.address, args.data_dir, seeds=args.seeds.split(",") if args.seeds else None, version=args.version
     )
