@@ -4,6 +4,7 @@ in a cluster. These tests guard the harness every integration test stands on."""
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -13,11 +14,12 @@ from typing import Any
 
 import dns.resolver
 import pytest
-from kubernetes import client
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from tests.harness.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions, kube_json
 from tests.harness.fixtures import ControlPlaneFactory
-from tests.harness.kubelet import TERMINATION_DELAY_ANNOTATION, Kubelet, Pod, dump, poll
+from tests.harness.kubelet import TERMINATION_DELAY_ANNOTATION, Kubelet, KubeletOptions, Pod, dump, poll
 
 pytestmark = pytest.mark.controlplane
 
@@ -28,8 +30,17 @@ PORTS = {"intra-node": 7000, "cql": 9042}
 WAIT_S = 60.0  # bound for every convergence below; on loopback each takes about a second
 
 
-def create_cassandra(api: client.ApiClient, namespace: str, replicas: int = 3) -> None:
+def create_cassandra(
+    api: client.ApiClient, namespace: str, replicas: int = 3, readiness_probe: dict[str, Any] | None = None
+) -> None:
     """A headless Service and a StatefulSet shaped like a Cassandra deployment."""
+    container: dict[str, Any] = {
+        "name": "cassandra",
+        "image": "cassandra:5.0",
+        "ports": [{"name": name, "containerPort": port} for name, port in PORTS.items()],
+    }
+    if readiness_probe is not None:
+        container["readinessProbe"] = readiness_probe
     kube_json(
         api,
         "POST",
@@ -59,15 +70,7 @@ def create_cassandra(api: client.ApiClient, namespace: str, replicas: int = 3) -
                 "selector": {"matchLabels": LABELS},
                 "template": {
                     "metadata": {"labels": LABELS},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "cassandra",
-                                "image": "cassandra:5.0",
-                                "ports": [{"name": name, "containerPort": port} for name, port in PORTS.items()],
-                            }
-                        ]
-                    },
+                    "spec": {"containers": [container]},
                 },
             },
         },
@@ -344,3 +347,58 @@ def test_apiserver_restarts_on_the_same_address(uncached_plane: ControlPlane) ->
     uncached_plane.start_apiserver()
     assert uncached_plane.server == server
     assert uncached_plane.exists("/api/v1/namespaces/default")
+
+
+# --- Endpoints fallback cluster, with readiness probes run by the stand-in ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoints_only(control_plane_factory: ControlPlaneFactory) -> Iterator[tuple[ControlPlane, Kubelet]]:
+    plane = control_plane_factory(ControlPlaneOptions(runtime_config="discovery.k8s.io/v1=false"))
+    stand_in = Kubelet.from_kubeconfig(plane.kubeconfig, KubeletOptions(probe=True)).start()
+    yield plane, stand_in
+    stand_in.stop()
+    stand_in.api_client.close()
+    plane.stop()
+
+
+def v1_endpoints(api: client.ApiClient, namespace: str) -> tuple[set[str], set[str]]:
+    """(ready, not ready) addresses of the service's v1 Endpoints."""
+    try:
+        endpoints = kube_json(api, "GET", f"/api/v1/namespaces/{namespace}/endpoints/{SERVICE}")
+    except ApiException as exc:
+        if exc.status == 404:
+            return set(), set()
+        raise
+    subsets = endpoints.get("subsets") or []
+    ready = {a["ip"] for s in subsets for a in s.get("addresses") or []}
+    not_ready = {a["ip"] for s in subsets for a in s.get("notReadyAddresses") or []}
+    return ready, not_ready
+
+
+def test_without_discovery_v1_endpoints_follow_tcp_readiness_probes(
+    endpoints_only: tuple[ControlPlane, Kubelet],
+) -> None:
+    plane, stand_in = endpoints_only
+    api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    namespace = "fallback"
+    kube_json(
+        api, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+    poll(
+        lambda: plane.exists(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+        timeout=WAIT_S,
+        what="default ServiceAccount",
+    )
+    assert not plane.exists("/apis/discovery.k8s.io/v1")
+
+    create_cassandra(api, namespace, replicas=1, readiness_probe={"tcpSocket": {"port": "intra-node"}})
+    # Nothing listens yet: the probe fails, so the pod runs but is not ready.
+    pod = stand_in.wait_for_pods(namespace, SELECTOR, 1, ready=False, timeout=WAIT_S)[0]
+    ip = pod["status"]["podIP"]
+    poll(lambda: v1_endpoints(api, namespace) == (set(), {ip}), timeout=WAIT_S, what=f"{ip} not ready in Endpoints")
+
+    with socket.create_server((ip, PORTS["intra-node"])):
+        stand_in.wait_for_pods(namespace, SELECTOR, 1, ready=True, timeout=WAIT_S)
+        poll(lambda: v1_endpoints(api, namespace) == ({ip}, set()), timeout=WAIT_S, what=f"{ip} ready in Endpoints")
+    api.close()

@@ -107,6 +107,17 @@ class PodIPAllocator:
             return str(address)
 
 
+_allocators: dict[str, PodIPAllocator] = {}
+_allocators_lock = threading.Lock()
+
+
+def shared_allocator(first: str) -> PodIPAllocator:
+    """One allocator per range for the whole process, so stand-ins on two clusters in one test run
+    never hand out the same address (tests bind real listeners to pod IPs)."""
+    with _allocators_lock:
+        return _allocators.setdefault(first, PodIPAllocator(first))
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -147,7 +158,7 @@ class Kubelet:
     _errors: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self._ips = PodIPAllocator(self.options.first_pod_ip)
+        self._ips = shared_allocator(self.options.first_pod_ip)
         self._core = client.CoreV1Api(self.api_client)
 
     @classmethod
