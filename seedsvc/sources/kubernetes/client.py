@@ -196,10 +196,10 @@ class _Request:
                 timeout=self._timeout,
                 server_hostname=client.access.server_hostname,
             )
+        except aiohttp.ClientConnectorCertificateError as exc:  # before ssl's: it subclasses it
+            raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.certificate_error}") from None
         except ssl.SSLCertVerificationError as exc:
             raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.verify_message}") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.certificate_error}") from None
         except aiohttp.ClientSSLError as exc:
             raise ApiError("tls", f"{url}: TLS failed: {exc}") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):

@@ -1,0 +1,449 @@
+"""The Kubernetes source against the real control plane (tests/controlplane): list/watch, 410, RBAC, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from seedsvc.discovery import Discovery
+from seedsvc.records import Identity
+from seedsvc.selection import Policy
+from seedsvc.settings import Settings
+from seedsvc.sources.events import Failure, Restart, SourceEvent, View
+from seedsvc.sources.kubernetes import KubernetesSource
+from seedsvc.state import SeedState
+from tests import k8s_objects as k8s
+from tests.faults import HidingApiProxy, TcpProxy
+from tests.harness.controlplane import ControlPlane, ControlPlaneOptions, issue_cert, make_ca
+from tests.harness.fixtures import ControlPlaneFactory
+from tests.harness.kubelet import Kubelet
+
+pytestmark = pytest.mark.controlplane
+
+WAIT = 60.0  # bound for anything the controllers and the watch should do within a few seconds
+
+
+class Recorder:
+    """Runs a source's updates() in a task and keeps every event, so tests can wait on them."""
+
+    def __init__(self, source: KubernetesSource) -> None:
+        self.source = source
+        self.events: list[SourceEvent] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for event in self.source.updates():
+            self.events.append(event)
+            self._changed.set()
+
+    @property
+    def views(self) -> list[View]:
+        return [e for e in self.events if isinstance(e, View)]
+
+    async def wait_for(self, what: str, condition: Callable[[], Any], timeout: float = WAIT) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._task.done():
+                self._task.result()
+            result = condition()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {what}; events: {self.events[-8:]}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+
+    async def view_where(self, what: str, predicate: Callable[[View], bool], timeout: float = WAIT) -> View:
+        return await self.wait_for(  # type: ignore[no-any-return]
+            what, lambda: self.views and predicate(self.views[-1]) and self.views[-1], timeout
+        )
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def recording(settings: Settings) -> AsyncIterator[Recorder]:
+    recorder = Recorder(KubernetesSource(settings))
+    try:
+        yield recorder
+    finally:
+        await recorder.close()
+
+
+def admin_settings(plane: ControlPlane, namespace: str, **changes: Any) -> Settings:
+    return Settings(kubeconfig=plane.kubeconfig, namespace=namespace, backoff_max=2.0, **changes)
+
+
+def incluster_settings(plane: ControlPlane, namespace: str, sa_dir: Path, **changes: Any) -> Settings:
+    env = plane.incluster_env()
+    return Settings(
+        namespace=namespace,
+        kubernetes_host=env["KUBERNETES_SERVICE_HOST"],
+        kubernetes_port=int(env["KUBERNETES_SERVICE_PORT"]),
+        serviceaccount_dir=sa_dir,
+        backoff_max=2.0,
+        **changes,
+    )
+
+
+def create(plane: ControlPlane, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    group_version = obj["apiVersion"]
+    prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    plural = {"EndpointSlice": "endpointslices", "StatefulSet": "statefulsets", "RoleBinding": "rolebindings"}.get(
+        obj["kind"], obj["kind"].lower() + "s"
+    )
+    return plane.api("POST", f"{prefix}/namespaces/{namespace}/{plural}", obj)  # type: ignore[no-any-return]
+
+
+def endpoint_truth(plane: ControlPlane, namespace: str, app: str) -> set[tuple[str, str, bool]]:
+    """(pod, ip, ready) of every running, non-terminating pod of ``app``, straight from the API."""
+    pods = plane.api("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{app}")["items"]
+    truth = set()
+    for pod in pods:
+        ip = pod.get("status", {}).get("podIP")
+        if not ip or pod["metadata"].get("deletionTimestamp"):
+            continue
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        truth.add((pod["metadata"]["name"], ip, conditions.get("Ready") == "True"))
+    return truth
+
+
+def as_truth(view: View) -> set[tuple[str, str, bool]]:
+    return {(e.pod or "", e.address, e.ready) for e in view.endpoints if not e.terminating}
+
+
+async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
+    control_plane: ControlPlane, kubelet: Kubelet, namespace: str
+) -> None:
+    create(control_plane, namespace, k8s.headless_service())
+    create(control_plane, namespace, k8s.statefulset(replicas=3))
+    state = SeedState()
+    discovery = Discovery(
+        source=KubernetesSource(admin_settings(control_plane, namespace)),
+        policy=Policy(count=3, flap_grace=0),
+        identity=Identity(),
+        state=state,
+    )
+    task = asyncio.create_task(discovery.run())
+
+    async def served_matches_truth(what: str, check: Callable[[set[tuple[str, str, bool]]], bool]) -> None:
+        deadline = time.monotonic() + WAIT
+        while True:
+            truth = await asyncio.to_thread(endpoint_truth, control_plane, namespace, "cassandra")
+            ready = sorted(((int(p.rsplit("-", 1)[1]), ip) for p, ip, r in truth if r))
+            served = state.snapshot.served
+            # With 3 zones and count 3, round-robin picks the lowest ready ordinal of each zone;
+            # checked here only as "served is a set of ready pods' IPs of the right size".
+            if check(truth) and set(served) <= {ip for _, ip in ready} and len(served) == min(3, len(ready)):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: served {served}, truth {sorted(truth)}")
+            await asyncio.sleep(0.2)
+
+    try:
+        await served_matches_truth("3 ready pods", lambda t: len(t) == 3 and all(r for *_, r in t))
+        first = set(state.snapshot.served)
+
+        kubelet.set_ready(namespace, "cassandra-1", False)
+        await served_matches_truth("pod 1 unready", lambda t: "cassandra-1" in {p for p, _, r in t if not r})
+        assert len(state.snapshot.served) == 2
+
+        kubelet.set_ready(namespace, "cassandra-1", True)
+        await served_matches_truth("pod 1 ready again", lambda t: all(r for *_, r in t) and len(t) == 3)
+        assert set(state.snapshot.served) == first
+
+        control_plane.api(
+            "PUT",
+            f"/apis/apps/v1/namespaces/{namespace}/statefulsets/cassandra/scale",
+            {
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {"name": "cassandra", "namespace": namespace},
+                "spec": {"replicas": 5},
+            },
+        )
+        await served_matches_truth("scaled to 5", lambda t: len(t) == 5 and all(r for *_, r in t))
+
+        old_ip = next(ip for p, ip, _ in endpoint_truth(control_plane, namespace, "cassandra") if p == "cassandra-0")
+        kubelet.delete_pod(namespace, "cassandra-0")
+        await served_matches_truth(
+            "pod 0 recreated with a new IP",
+            lambda t: any(p == "cassandra-0" and ip != old_ip and r for p, ip, r in t) and len(t) == 5,
+        )
+        assert old_ip not in state.snapshot.served
+
+        control_plane.api(
+            "PUT",
+            f"/apis/apps/v1/namespaces/{namespace}/statefulsets/cassandra/scale",
+            {
+                "apiVersion": "autoscaling/v1",
+                "kind": "Scale",
+                "metadata": {"name": "cassandra", "namespace": namespace},
+                "spec": {"replicas": 2},
+            },
+        )
+        await served_matches_truth("scaled to 2", lambda t: {p for p, _, _ in t} == {"cassandra-0", "cassandra-1"})
+        truth = endpoint_truth(control_plane, namespace, "cassandra")
+        assert sorted(state.snapshot.served) == sorted(ip for _, ip, _ in truth)
+        assert not state.snapshot.stale
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_view_carries_zones_pod_names_and_readiness_from_endpointslices(
+    control_plane: ControlPlane, kubelet: Kubelet, namespace: str
+) -> None:
+    create(control_plane, namespace, k8s.headless_service())
+    create(control_plane, namespace, k8s.statefulset(replicas=3))
+    async with recording(admin_settings(control_plane, namespace)) as recorder:
+        view = await recorder.view_where("3 ready endpoints", lambda v: sum(e.ready for e in v.endpoints) == 3)
+    assert {e.pod for e in view.endpoints} == {"cassandra-0", "cassandra-1", "cassandra-2"}
+    assert all(e.zone in {"zone-a", "zone-b", "zone-c"} for e in view.endpoints)
+    assert all(e.address.startswith("127.0.") for e in view.endpoints)
+    assert as_truth(view) == endpoint_truth(control_plane, namespace, "cassandra")
+
+
+async def test_a_410_during_the_watch_is_survived_without_missing_a_change(
+    control_plane_factory: ControlPlaneFactory, tmp_path: Path
+) -> None:
+    # Without the watch cache the API server reads etcd directly, so compacting etcd past the
+    # watcher's resourceVersion makes its next watch fail with 410 Gone.
+    plane = await asyncio.to_thread(control_plane_factory, ControlPlaneOptions(watch_cache=False))
+    namespace = "default"
+    create(plane, namespace, k8s.endpoint_slice("db-1", "db", [("db-0", "10.1.0.1", True), ("db-1", "10.1.0.2", True)]))
+    host, port = plane.server.removeprefix("https://").rsplit(":", 1)
+    proxy = await TcpProxy(host, int(port)).start()
+    kubeconfig = tmp_path / "via-proxy.kubeconfig"
+    config = yaml.safe_load(plane.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    settings = Settings(
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        service="db",
+        connect_timeout=30,
+        request_timeout=30,
+        backoff_max=1.0,
+    )
+    try:
+        async with recording(settings) as recorder:
+            await recorder.view_where("initial list", lambda v: len(v.endpoints) == 2)
+
+            proxy.partition()  # the watcher is cut off; its reconnect hangs until heal()
+            await recorder.wait_for(
+                "the cut to be noticed", lambda: any(isinstance(e, Restart) for e in recorder.events)
+            )
+            slice_ = plane.api("GET", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/db-1")
+            slice_["endpoints"][1]["conditions"]["ready"] = False
+            plane.api("PUT", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/db-1", slice_)
+            compacted = plane.compact_etcd()
+            assert compacted > 0
+
+            proxy.heal()
+            await recorder.wait_for(
+                "a 410 relist", lambda: any(isinstance(e, Restart) and e.reason == "expired" for e in recorder.events)
+            )
+            view = await recorder.view_where(
+                "the change made while cut off", lambda v: any(not e.ready for e in v.endpoints)
+            )
+            assert {(e.pod, e.ready) for e in view.endpoints} == {("db-0", True), ("db-1", False)}
+    finally:
+        await proxy.stop()
+
+
+async def test_forbidden_is_a_visible_error_never_an_empty_list(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    create(control_plane, namespace, k8s.service_account("seedsvc"))
+    create(
+        control_plane, namespace, k8s.endpoint_slice("cassandra-1", "cassandra", [("cassandra-0", "10.2.0.1", True)])
+    )
+    sa_dir = control_plane.write_incluster_files(namespace, "seedsvc", tmp_path / "sa")
+    state = SeedState()
+    discovery = Discovery(
+        source=KubernetesSource(incluster_settings(control_plane, namespace, sa_dir)),
+        policy=Policy(),
+        identity=Identity("cassandra-3"),
+        state=state,
+    )
+    task = asyncio.create_task(discovery.run())
+    try:
+        deadline = time.monotonic() + WAIT
+        while state.snapshot.last_error_reason != "forbidden":
+            assert time.monotonic() < deadline, state.snapshot
+            await asyncio.sleep(0.1)
+        assert not state.snapshot.servable  # nothing to serve, and nothing pretends otherwise
+        assert "403" in (state.snapshot.last_error or "")
+        assert f"system:serviceaccount:{namespace}:seedsvc" in (state.snapshot.last_error or "")
+
+        create(control_plane, namespace, k8s.role_for_endpointslices())
+        create(control_plane, namespace, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", namespace))
+        while state.snapshot.served != ("10.2.0.1",):
+            assert time.monotonic() < deadline + WAIT, state.snapshot
+            await asyncio.sleep(0.1)
+        assert state.snapshot.last_error is None
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_rotated_token_is_picked_up_when_the_old_one_is_revoked(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    create(control_plane, namespace, k8s.service_account("seedsvc"))
+    create(control_plane, namespace, k8s.role_for_endpointslices())
+    create(control_plane, namespace, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", namespace))
+    create(control_plane, namespace, k8s.secret("token-a"))
+    create(
+        control_plane, namespace, k8s.endpoint_slice("cassandra-1", "cassandra", [("cassandra-0", "10.3.0.1", True)])
+    )
+    sa_dir = control_plane.write_incluster_files(namespace, "seedsvc", tmp_path / "sa")
+    (sa_dir / "token").write_text(control_plane.mint_token(namespace, "seedsvc", bound_secret="token-a"))
+    # A long re-read interval: only the 401 can make the source read the new token.
+    settings = incluster_settings(control_plane, namespace, sa_dir, token_reread=3600, watch_timeout=2)
+    async with recording(settings) as recorder:
+        await recorder.view_where("initial list", lambda v: len(v.endpoints) == 1)
+        (sa_dir / "token").write_text(control_plane.mint_token(namespace, "seedsvc"))  # the kubelet rotates
+        control_plane.api("DELETE", f"/api/v1/namespaces/{namespace}/secrets/token-a")  # old token revoked
+        await recorder.wait_for(
+            "a 401 with the revoked token",
+            lambda: any(isinstance(e, Failure) and e.reason == "unauthorized" for e in recorder.events),
+        )
+        create(
+            control_plane,
+            namespace,
+            k8s.endpoint_slice("cassandra-2", "cassandra", [("cassandra-1", "10.3.0.2", True)]),
+        )
+        view = await recorder.view_where("the change after rotation", lambda v: len(v.endpoints) == 2)
+        assert {e.address for e in view.endpoints} == {"10.3.0.1", "10.3.0.2"}
+
+
+async def test_an_untrusted_api_server_certificate_is_refused(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    sa_dir = control_plane.write_incluster_files(namespace, "default", tmp_path / "sa")
+    other_ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    (sa_dir / "ca.crt").write_bytes(other_ca.read_bytes())
+    async with recording(incluster_settings(control_plane, namespace, sa_dir)) as recorder:
+        failure = await recorder.wait_for(
+            "a TLS failure", lambda: next((e for e in recorder.events if isinstance(e, Failure)), None)
+        )
+    assert failure.reason == "tls"
+    assert "certificate" in failure.detail
+    assert not recorder.views
+
+
+async def test_a_kubeconfig_that_skips_tls_verification_is_refused(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(control_plane.kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    cluster.pop("certificate-authority-data", None)
+    cluster["insecure-skip-tls-verify"] = True
+    path = tmp_path / "insecure.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    async with recording(admin_settings(control_plane, namespace).replace(kubeconfig=path)) as recorder:
+        failure = await recorder.wait_for(
+            "a config failure", lambda: next((e for e in recorder.events if isinstance(e, Failure)), None)
+        )
+    assert failure.reason == "config"
+    assert "insecure-skip-tls-verify" in failure.detail
+
+
+async def test_v1_endpoints_when_asked(control_plane: ControlPlane, kubelet: Kubelet, namespace: str) -> None:
+    create(control_plane, namespace, k8s.headless_service())
+    create(control_plane, namespace, k8s.statefulset(replicas=2))
+    kubelet.wait_for_pods(namespace, "app=cassandra", 2)
+    async with recording(admin_settings(control_plane, namespace, api="endpoints")) as recorder:
+        view = await recorder.view_where("2 ready endpoints", lambda v: sum(e.ready for e in v.endpoints) == 2)
+    assert {e.pod for e in view.endpoints} == {"cassandra-0", "cassandra-1"}
+    assert recorder.source.resource_kind == "endpoints"
+
+
+async def test_falls_back_to_v1_endpoints_when_endpointslices_are_not_served(
+    control_plane: ControlPlane, kubelet: Kubelet, namespace: str, tmp_path: Path
+) -> None:
+    # The real API server behind a proxy that hides discovery.k8s.io, as a pre-1.21 cluster would.
+    create(control_plane, namespace, k8s.headless_service())
+    create(control_plane, namespace, k8s.statefulset(replicas=2))
+    create(control_plane, namespace, k8s.service_account("seedsvc"))
+    role = k8s.role_for_endpointslices()
+    role["rules"].append({"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get", "list", "watch"]})
+    create(control_plane, namespace, role)
+    create(control_plane, namespace, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", namespace))
+    (tmp_path / "proxy-ca").mkdir()
+    proxy_ca = make_ca(tmp_path / "proxy-ca")
+    proxy_cert = issue_cert(
+        proxy_ca, tmp_path / "proxy-ca", stem="proxy", common_name="proxy", ip_addresses=("127.0.0.1",)
+    )
+    proxy = await HidingApiProxy(
+        control_plane.server,
+        str(control_plane.ca_file),
+        cert=str(proxy_cert.cert),
+        key=str(proxy_cert.key),
+        hidden_prefixes=("/apis/discovery.k8s.io",),
+    ).start()
+    sa_dir = control_plane.write_incluster_files(namespace, "seedsvc", tmp_path / "sa")
+    (sa_dir / "ca.crt").write_bytes(proxy_ca.cert.read_bytes())
+    settings = incluster_settings(control_plane, namespace, sa_dir).replace(kubernetes_port=proxy.port)
+    try:
+        async with recording(settings) as recorder:
+            view = await recorder.view_where("2 ready endpoints", lambda v: sum(e.ready for e in v.endpoints) == 2)
+            assert any(isinstance(e, Restart) and e.reason == "fallback-to-endpoints" for e in recorder.events)
+        assert recorder.source.resource_kind == "endpoints"
+        assert proxy.hidden_requests >= 1
+        assert {e.pod for e in view.endpoints} == {"cassandra-0", "cassandra-1"}
+    finally:
+        await proxy.stop()
+
+
+async def test_an_api_server_restart_keeps_the_last_list_marked_stale(
+    control_plane_factory: ControlPlaneFactory,
+) -> None:
+    plane = await asyncio.to_thread(control_plane_factory, ControlPlaneOptions())
+    create(plane, "default", k8s.endpoint_slice("db-1", "db", [("db-0", "10.4.0.1", True), ("db-1", "10.4.0.2", True)]))
+    state = SeedState()
+    discovery = Discovery(
+        source=KubernetesSource(admin_settings(plane, "default", service="db", connect_timeout=1, request_timeout=2)),
+        policy=Policy(),
+        identity=Identity(),
+        state=state,
+    )
+    task = asyncio.create_task(discovery.run())
+
+    async def until(what: str, condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + WAIT
+        while not condition():
+            assert time.monotonic() < deadline, f"{what}: {state.snapshot}"
+            await asyncio.sleep(0.1)
+
+    try:
+        await until("first list", lambda: state.snapshot.served == ("10.4.0.1", "10.4.0.2"))
+        await asyncio.to_thread(plane.stop_apiserver)
+        await until("stale while the API server is down", lambda: state.snapshot.stale)
+        assert state.snapshot.served == ("10.4.0.1", "10.4.0.2")
+        assert state.snapshot.last_error_reason in {"unreachable", "timeout", "closed"}
+        await asyncio.to_thread(plane.start_apiserver)
+        await until("fresh after restart", lambda: not state.snapshot.stale)
+        create(plane, "default", k8s.endpoint_slice("db-2", "db", [("db-2", "10.4.0.3", True)]))
+        await until("a change after the restart", lambda: "10.4.0.3" in state.snapshot.served)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
