@@ -3,6 +3,7 @@ in a cluster. These tests guard the harness every integration test stands on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -172,6 +173,15 @@ def test_deleted_pod_is_terminating_then_replaced_with_a_new_ip(
     new_ip = pods[2]["status"]["podIP"]
     assert new_ip != old_ip
     wait_for_endpoints(kube_api, namespace, {p["status"]["podIP"]: True for p in pods})
+
+
+async def test_stand_in_helpers_work_from_async_tests(
+    kube_api: client.ApiClient, kubelet: Kubelet, namespace: str
+) -> None:
+    await asyncio.to_thread(create_cassandra, kube_api, namespace, 1)
+    [pod] = await kubelet.async_wait_for_pods(namespace, SELECTOR, 1, timeout=WAIT_S)
+    await kubelet.async_set_ready(namespace, pod["metadata"]["name"], False)
+    await kubelet.async_wait_for_pods(namespace, SELECTOR, 1, ready=False, timeout=WAIT_S)
 
 
 # --- DNS ------------------------------------------------------------------------------------------------

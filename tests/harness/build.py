@@ -240,7 +240,7 @@ def _patched_modfile(module: GoModule, workdir: Path) -> Path | None:
     source_root = Path(json.loads(listing)["Dir"])
     patched_root = workdir / "src" / module.directory
     _rmtree(patched_root)
-    shutil.copytree(source_root, patched_root, copy_function=os.link)
+    shutil.copytree(source_root, patched_root, copy_function=_link_or_copy)
     for patch in patches:
         target = patched_root / patch.file
         text = target.read_text()
@@ -254,6 +254,14 @@ def _patched_modfile(module: GoModule, workdir: Path) -> Path | None:
     modfile.write_text(f"{gomod}\nreplace {module.upstream} => {patched_root}\n")
     shutil.copyfile(module.path / "go.sum", modfile.with_suffix(".sum"))
     return modfile
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """Hard link where possible; copy when the cache and GOMODCACHE are on different filesystems."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _rmtree(path: Path) -> None:
