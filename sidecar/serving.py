@@ -40,8 +40,8 @@ RETRY_AFTER = 2
 start-up, and the Java shim retries on its own start-up deadline anyway."""
 
 MAX_GENERATION = 2**63 - 1
-_DECIMAL = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9})?$")
-_INTEGER = re.compile(r"^[0-9]{1,19}$")
+_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")  # used with fullmatch: no sign, exponent, nan, blank
+_INTEGER = re.compile(r"[0-9]{1,19}")
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 SEEDS_PARAMETERS = ("format", "wait", "generation")
@@ -76,7 +76,8 @@ def show(value: str, limit: int = 60) -> str:
 
 def text_reply(status: int, line: str, headers: dict[str, str] | None = None) -> Reply:
     """A plain-text one-line answer (errors, 503 reasons, ``/healthz``)."""
-    body = (" ".join(line.split()) + "\n").encode()
+    # Whatever a reason contains (an exception message, a server's answer), it goes out as one line.
+    body = (" ".join(line.splitlines()).strip() + "\n").encode()
     return Reply(status, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store",
                           **(headers or {})}, body)
 
@@ -110,7 +111,7 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
     wait = 0.0
     if "wait" in seen:
         raw = seen["wait"]
-        if not _DECIMAL.match(raw):
+        if not _DECIMAL.fullmatch(raw):
             raise BadRequest(f"invalid wait={show(raw)}: expected seconds between 0 and {MAX_WAIT:g}")
         wait = float(raw)
         if not math.isfinite(wait) or wait > MAX_WAIT:
@@ -119,7 +120,7 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
     generation = None
     if "generation" in seen:
         raw = seen["generation"]
-        if not _INTEGER.match(raw) or int(raw) > MAX_GENERATION:
+        if not _INTEGER.fullmatch(raw) or int(raw) > MAX_GENERATION:
             raise BadRequest(f"invalid generation={show(raw)}: expected a non-negative integer")
         generation = int(raw)
     return SeedsQuery(as_json=as_json, wait=wait, generation=generation)

@@ -352,10 +352,13 @@ async def test_long_poll_with_if_none_match_gets_304_on_timeout(service: Service
         ("wait=1e3", "wait='1e3'"),
         (f"wait={MAX_WAIT + 1:g}", f"wait='{MAX_WAIT + 1:g}'"),
         ("wait=", "wait=''"),
+        ("wait=5%0A", "wait='5\\n'"),
+        ("wait=%205", "wait=' 5'"),
         ("wait=1&wait=2", "wait"),
         ("generation=-1", "generation='-1'"),
         ("generation=x", "generation='x'"),
         ("generation=1.5", "generation='1.5'"),
+        ("generation=1%0A", "generation='1\\n'"),
         ("generation=99999999999999999999", "generation='99999999999999999999'"),
         ("format=xml", "format='xml'"),
         ("format=JSON", "format='JSON'"),
@@ -442,7 +445,7 @@ async def test_healthz_follows_the_watched_task(service: Service) -> None:
     assert (await service.client.get("/healthz")).status == 200
 
     async def crash() -> None:
-        raise RuntimeError("watch loop exploded")
+        raise RuntimeError("watch loop exploded\r\nsecond line\u2028third")
 
     dead = asyncio.create_task(crash())
     await asyncio.wait({dead})
@@ -451,7 +454,7 @@ async def test_healthz_follows_the_watched_task(service: Service) -> None:
     assert response.status == 503
     body = await response.text()
     assert_one_line(body)
-    assert "discovery task died: RuntimeError: watch loop exploded" in body
+    assert "discovery task died: RuntimeError: watch loop exploded second line third" in body
     blocker.set()
     await alive
 
