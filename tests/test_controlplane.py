@@ -368,7 +368,7 @@ def endpoints_only(control_plane_factory: ControlPlaneFactory) -> Iterator[tuple
     stand_in = Kubelet.from_kubeconfig(plane.kubeconfig, KubeletOptions(probe=True)).start()
     yield plane, stand_in
     stand_in.stop()
-    stand_in.api_client.close()
+    stand_in.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
     plane.stop()
 
 
@@ -390,7 +390,7 @@ def test_without_discovery_v1_endpoints_follow_tcp_readiness_probes(
     endpoints_only: tuple[ControlPlane, Kubelet],
 ) -> None:
     plane, stand_in = endpoints_only
-    api = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    api = config.new_client_from_config(config_file=str(plane.kubeconfig))  # type: ignore[no-untyped-call]  # untyped upstream
     namespace = "fallback"
     kube_json(
         api, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}

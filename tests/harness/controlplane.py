@@ -22,6 +22,7 @@ import datetime
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -118,12 +119,14 @@ class ControlPlaneOptions:
 # --- process handling ---------------------------------------------------------------------------------
 
 _PR_SET_PDEATHSIG = 1
+# Looked up once here: the child between fork and exec must not dlopen (another thread of the parent
+# may have held the loader's lock at fork time), only call.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _die_with_parent() -> None:
     """Runs in the child between fork and exec: SIGKILL us when the parent thread goes away."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def free_port(*, udp_too: bool = False) -> int:
@@ -388,6 +391,7 @@ class ControlPlane:
 
     _components: dict[str, Component] = field(init=False, default_factory=dict)
     _pki: _Pki = field(init=False)
+    _admin_tls: ssl.SSLContext = field(init=False)
     _ports: dict[str, int] = field(init=False, default_factory=dict)
 
     @property
@@ -401,9 +405,13 @@ class ControlPlane:
         bin_dir = self.bin_dir or build.ensure_built()
         self.bin_dir = bin_dir
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Every start is a fresh cluster: old etcd data would hold objects signed by a previous CA.
+        shutil.rmtree(self.directory / "etcd", ignore_errors=True)
         self._allocate_ports()
         self._pki = self._make_pki()
         self.ca_file = self._pki.ca.cert
+        self._admin_tls = ssl.create_default_context(cafile=str(self._pki.ca.cert))
+        self._admin_tls.load_cert_chain(str(self._pki.admin.cert), str(self._pki.admin.key))
         self.kubeconfig = write_kubeconfig(
             self.directory / "admin.kubeconfig",
             server=self.server,
@@ -428,6 +436,7 @@ class ControlPlane:
         """Stop every component, newest first. Safe to call more than once."""
         for name in reversed(list(self._components)):
             self._components.pop(name).stop(self.options.stop_timeout_s)
+        atexit.unregister(self.stop)
 
     def check_alive(self) -> None:
         """Raise ControlPlaneError if any component has exited."""
@@ -600,9 +609,7 @@ class ControlPlane:
 
     def api(self, method: str, path: str, body: Any = None, *, raw: bool = False) -> Any:
         """One request to the API server as cluster admin: parsed JSON, or text if `raw`."""
-        context = ssl.create_default_context(cafile=str(self._pki.ca.cert))
-        context.load_cert_chain(str(self._pki.admin.cert), str(self._pki.admin.key))
-        return _http_json(method, self.server + path, body=body, context=context, raw=raw)
+        return _http_json(method, self.server + path, body=body, context=self._admin_tls, raw=raw)
 
     # -- kube-controller-manager --
 
@@ -794,7 +801,7 @@ def kube_json(
         auth_settings=["BearerToken"],
     )
     response = api_client.call_api(method, url, header_params=headers, body=serialized, _request_timeout=timeout_s)
-    response.read()
+    response.read()  # type: ignore[no-untyped-call]  # untyped upstream
     return api_client.response_deserialize(response, {"2XX": "object"}).data
 
 

@@ -96,7 +96,7 @@ def control_plane_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="session")
 def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    api_client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))  # type: ignore[no-untyped-call]  # untyped upstream
     try:
         yield api_client
     finally:
@@ -110,7 +110,7 @@ def kubelet(control_plane: ControlPlane) -> Iterator[Kubelet]:
         yield stand_in
     finally:
         stand_in.stop()
-        stand_in.api_client.close()
+        stand_in.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 def _namespace_name(test_name: str) -> str:

@@ -163,7 +163,7 @@ class Kubelet:
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: Path, options: KubeletOptions | None = None) -> Kubelet:
-        api_client = config.new_client_from_config(config_file=str(kubeconfig))
+        api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]  # untyped upstream
         return cls(api_client, options or KubeletOptions())
 
     @property
@@ -247,7 +247,7 @@ class Kubelet:
         return str(listing["metadata"]["resourceVersion"])
 
     def _watch_from(self, resource_version: str) -> None:
-        stream = watch.Watch().stream(
+        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]  # untyped upstream
             self._core.list_pod_for_all_namespaces,
             resource_version=resource_version,
             allow_watch_bookmarks=True,
