@@ -1,8 +1,10 @@
-"""The Cassandra harness runs a real 3-node Cassandra 5.0 cluster on 127.0.0.1-3.
+"""The Cassandra harness runs real Cassandra 5.0 nodes on loopback addresses.
 
-The first test module-scoped fixture starts node 1 (the seed), then nodes 2 and 3, which bootstrap
-into it; the Python driver then checks membership from every node's point of view. The fast tests at
-the bottom check the generated configuration without starting a JVM.
+First two single-node tests: a node on a pod-like 127.0.10.x address serves CQL, and no JVM outlives
+its Python process. Then a module-scoped 3-node cluster on 127.0.0.1-3: node 1 (the seed) founds it,
+nodes 2 and 3 bootstrap into it, and the Python driver checks membership from every node's point of
+view, writes at ALL, and survives a SIGKILL and restart of node 3. The fast tests at the bottom check
+the generated configuration without starting a JVM.
 """
 
 from __future__ import annotations
@@ -66,6 +68,70 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
+
+
+# ---- single nodes, before the cluster starts (so they do not compete with it for the 2 cores) ----
+
+
+def _run_harness_script(code: str) -> subprocess.Popen[str]:
+    """Run ``code`` in a fresh interpreter that imports the harness, stdout piped back."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=harness.REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait until ``pid`` has exited (a zombie waiting for its new parent to reap it counts)."""
+
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    _wait_until(gone, timeout, f"JVM {pid} to exit")
+
+
+@pytest.mark.cassandra
+def test_pod_ip_node_serves_cql_and_dies_with_a_normal_exit(tmp_path: Path) -> None:
+    """A node on a pod-like 127.0.10.x address serves CQL; an interpreter exit without stop() kills it."""
+    code = f"""
+        from tests.harness.cassandra import CassandraNode
+        node = CassandraNode("127.0.10.5", {str(tmp_path / "pod")!r}, cluster_name="pods")
+        node.start()
+        node.wait_for_cql(240)
+        print(node.pid, flush=True)
+        """
+    with _run_harness_script(code) as script:
+        out, _ = script.communicate(timeout=300)
+    assert script.returncode == 0, out
+    _wait_gone(int(out.split()[-1]), 15)
+
+
+@pytest.mark.cassandra
+def test_jvm_dies_when_the_test_process_is_killed(tmp_path: Path) -> None:
+    """PR_SET_PDEATHSIG: SIGKILL of the Python process takes its JVM along, with no cleanup code run."""
+    code = f"""
+        import time
+        from tests.harness.cassandra import CassandraNode
+        node = CassandraNode("127.0.10.6", {str(tmp_path / "orphan")!r})
+        node.start()
+        print(node.pid, flush=True)
+        time.sleep(120)
+        """
+    with _run_harness_script(code) as script:  # the context closes the pipe
+        assert script.stdout is not None
+        jvm_pid = int(script.stdout.readline())
+        assert Path(f"/proc/{jvm_pid}").exists()
+        script.kill()
+        script.wait(10)
+    _wait_gone(jvm_pid, 15)
+
+
+# ---- the 3-node cluster ---------------------------------------------------------------------------
 
 
 @pytest.mark.cassandra
@@ -149,64 +215,6 @@ def test_killed_node_restarts_and_rejoins(cluster: harness.CassandraCluster, ses
     assert host_id_after.one().host_id == host_id_before.one().host_id
     status = cluster.nodes[0].nodetool("status")
     assert any(line.startswith("UN") and node.address in line for line in status.splitlines()), status
-
-
-def _run_harness_script(code: str) -> subprocess.Popen[str]:
-    """Run ``code`` in a fresh interpreter that imports the harness, stdout piped back."""
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=harness.REPO_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_gone(pid: int, timeout: float) -> None:
-    """Wait until ``pid`` has exited (a zombie waiting for its new parent to reap it counts)."""
-
-    def gone() -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-        except FileNotFoundError:
-            return True
-
-    _wait_until(gone, timeout, f"JVM {pid} to exit")
-
-
-@pytest.mark.cassandra
-def test_pod_ip_node_serves_cql_and_dies_with_a_normal_exit(tmp_path: Path) -> None:
-    """A node on a pod-like 127.0.10.x address serves CQL; an interpreter exit without stop() kills it."""
-    code = f"""
-        from tests.harness.cassandra import CassandraNode
-        node = CassandraNode("127.0.10.5", {str(tmp_path / "pod")!r}, cluster_name="pods")
-        node.start()
-        node.wait_for_cql(240)
-        print(node.pid, flush=True)
-        """
-    with _run_harness_script(code) as script:
-        out, _ = script.communicate(timeout=300)
-    assert script.returncode == 0, out
-    _wait_gone(int(out.split()[-1]), 15)
-
-
-@pytest.mark.cassandra
-def test_jvm_dies_when_the_test_process_is_killed(tmp_path: Path) -> None:
-    """PR_SET_PDEATHSIG: SIGKILL of the Python process takes its JVM along, with no cleanup code run."""
-    code = f"""
-        import time
-        from tests.harness.cassandra import CassandraNode
-        node = CassandraNode("127.0.10.6", {str(tmp_path / "orphan")!r})
-        node.start()
-        print(node.pid, flush=True)
-        time.sleep(120)
-        """
-    with _run_harness_script(code) as script:  # the context closes the pipe
-        assert script.stdout is not None
-        jvm_pid = int(script.stdout.readline())
-        assert Path(f"/proc/{jvm_pid}").exists()
-        script.kill()
-        script.wait(10)
-    _wait_gone(jvm_pid, 15)
 
 
 # ---- no JVM needed below ---------------------------------------------------------------------------

@@ -408,7 +408,7 @@ def render_logback_xml(system_log: Path, levels: Mapping[str, str]) -> str:
 
 
 def render_rackdc_properties(dc: str, rack: str) -> str:
-    """Read by GossipingPropertyFileSnitch from the classpath; harmless for SimpleSnitch."""
+    """Read by GossipingPropertyFileSnitch (named by ``-Dcassandra-rackdc.properties``); unused by SimpleSnitch."""
     return f"dc={dc}\nrack={rack}\nprefer_local=true\n"
 
 
@@ -679,8 +679,8 @@ class CassandraNode:
     def jvm_argv(self, java: Path, home: Path) -> list[str]:
         """The complete command line (without starting anything); handy for debugging by hand."""
         lib = home / "lib"
-        # conf/ is not on the classpath (every file in it is named by a property instead): a
-        # directory there would prevent class-data sharing archives (CDS) from being used.
+        # conf/ is not on the classpath: every file in it is named by a property instead, and a
+        # non-empty directory on the classpath rules out class-data-sharing archives.
         classpath = os.pathsep.join([f"{lib}/*", *map(str, self.extra_classpath)])
         props = {
             "cassandra.config": self.config_path.as_uri(),
