@@ -149,7 +149,8 @@ class Kubelet:
 
     _pods: dict[tuple[str, str], Pod] = field(init=False, default_factory=dict)
     _states: dict[str, _PodState] = field(init=False, default_factory=dict)
-    _events: queue.Queue[tuple[bool, Pod]] = field(init=False, default_factory=lambda: queue.Queue(maxsize=10000))
+    _events: queue.Queue[tuple[str, Any]] = field(init=False, default_factory=lambda: queue.Queue(maxsize=10000))
+    """("upsert" | "delete", pod) from the watch, or ("listed", set of uids) after each relist."""
     _bound: set[str] = field(init=False, default_factory=set)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _threads: list[threading.Thread] = field(init=False, default_factory=list)
@@ -243,7 +244,10 @@ class Kubelet:
     def _relist(self) -> str:
         listing = self._request("GET", "/api/v1/pods")
         for pod in listing["items"]:
-            self._events.put((False, pod), timeout=self.options.request_timeout_s)
+            self._events.put(("upsert", pod), timeout=self.options.request_timeout_s)
+        # Pods deleted while no watch ran (an API server restart) must leave the cache too.
+        uids = {pod["metadata"]["uid"] for pod in listing["items"]}
+        self._events.put(("listed", uids), timeout=self.options.request_timeout_s)
         return str(listing["metadata"]["resourceVersion"])
 
     def _watch_from(self, resource_version: str) -> None:
@@ -263,7 +267,9 @@ class Kubelet:
             if kind == "ERROR":
                 raise ApiException(status=int(obj.get("code", 500)), reason=str(obj.get("message")))
             if kind != "BOOKMARK":
-                self._events.put((kind == "DELETED", obj), timeout=self.options.request_timeout_s)
+                self._events.put(
+                    ("delete" if kind == "DELETED" else "upsert", obj), timeout=self.options.request_timeout_s
+                )
 
     # -- worker thread: the only writer of pods --
 
@@ -277,15 +283,22 @@ class Kubelet:
                 for pod in list(self._pods.values()):
                     self._reconcile_safely(pod)
 
-    def _absorb(self, deleted: bool, pod: Pod) -> None:
-        key = _key(pod)
-        if deleted:
-            self._pods.pop(key, None)
-            self._states.pop(pod["metadata"]["uid"], None)
-            self._bound.discard(pod["metadata"]["uid"])
-            return
-        self._pods[key] = pod
-        self._reconcile_safely(pod)
+    def _absorb(self, kind: str, payload: Any) -> None:
+        if kind == "listed":
+            for pod in [p for p in self._pods.values() if p["metadata"]["uid"] not in payload]:
+                self._forget(pod)
+        elif kind == "delete":
+            self._forget(payload)
+        else:
+            self._pods[_key(payload)] = payload
+            self._reconcile_safely(payload)
+
+    def _forget(self, pod: Pod) -> None:
+        uid = pod["metadata"]["uid"]
+        if self._pods.get(_key(pod), {}).get("metadata", {}).get("uid") == uid:
+            del self._pods[_key(pod)]
+        self._states.pop(uid, None)
+        self._bound.discard(uid)
 
     def _reconcile_safely(self, pod: Pod) -> None:
         try:
@@ -293,6 +306,8 @@ class Kubelet:
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone meanwhile, or a stale write: the next event retries
                 self._note(f"{_key(pod)}: {exc.status} {exc.reason}")
+        except Exception as exc:  # the API server may be down on purpose; the resync retries
+            self._note(f"{_key(pod)}: {exc!r}")
 
     def _reconcile(self, pod: Pod) -> None:
         spec, meta = pod["spec"], pod["metadata"]
