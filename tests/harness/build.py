@@ -156,12 +156,12 @@ def _run_go(args: list[str], *, cwd: Path, timeout: float, extra_env: dict[str, 
 def build_key() -> str:
     """Hash of every input that decides the binaries' content."""
     digest = hashlib.sha256()
-    inputs = [VERSIONS_FILE]
+    inputs = [("versions.env", VERSIONS_FILE)]
     for module in MODULES:
-        inputs += [module.path / "go.mod", module.path / "go.sum"]
-        inputs += sorted(module.path.rglob("*.go"))
-    for path in inputs:
-        digest.update(str(path.relative_to(CONTROLPLANE_DIR)).encode() + b"\0")
+        files = [module.path / "go.mod", module.path / "go.sum", *sorted(module.path.rglob("*.go"))]
+        inputs += [(str(path.relative_to(CONTROLPLANE_DIR)), path) for path in files]
+    for label, path in inputs:
+        digest.update(label.encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     toolchain = _run_go(["env", "GOVERSION", "GOOS", "GOARCH"], cwd=CONTROLPLANE_DIR, timeout=60)
     digest.update(toolchain.encode())
