@@ -100,6 +100,12 @@ class KubernetesSource:
                 yield Failure("config", str(exc), retry_in=(delay := backoff.next_delay()))
                 await asyncio.sleep(delay)
                 continue
+            except Exception as exc:  # kubeconfig plugins run arbitrary code: never let that end discovery
+                log.exception("unexpected error loading the API server configuration")
+                delay = backoff.next_delay()
+                yield Failure("config", f"unexpected {type(exc).__name__}: {exc}", retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
             log.info("watching %s of service %s/%s via %s", self.resource_kind, settings.namespace,
                      settings.service, access.origin)
             async with ApiClient(access, Timeouts(settings.connect_timeout, settings.request_timeout)) as client:
@@ -119,6 +125,11 @@ class KubernetesSource:
                         self.resource_kind = "endpoints"
                         log.warning("EndpointSlice API not served; falling back to v1 Endpoints")
                         yield Restart("fallback-to-endpoints")
+                    except Exception as exc:  # a bug must not end discovery: report it and go on
+                        log.exception("unexpected error in the Kubernetes source")
+                        delay = backoff.next_delay()
+                        yield Failure("internal", f"unexpected {type(exc).__name__}: {exc}", retry_in=delay)
+                        await asyncio.sleep(delay)
 
     async def _list_and_watch(self, client: ApiClient, backoff: Backoff) -> AsyncIterator[SourceEvent]:
         """List, yield the view, then watch until expiry; returns to let the caller relist."""
