@@ -70,18 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Kubernetes-aware seed discovery for Apache Cassandra.",
         epilog=f"settings of every command (flag, then environment variable; a flag wins):\n{table}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"seedsvc {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    serve = commands.add_parser("serve", help="run the sidecar: discovery plus the HTTP API")
+    # No abbreviations: "--seed" must not silently mean --seeds, nor "--dns" fail as ambiguous.
+    serve = commands.add_parser("serve", help="run the sidecar: discovery plus the HTTP API", allow_abbrev=False)
     _add_options(serve)
-    seeds = commands.add_parser("seeds", help="print the current seed list once")
+    seeds = commands.add_parser("seeds", help="print the current seed list once", allow_abbrev=False)
     seeds.add_argument("--json", action="store_true",
                        help="print seeds, source, mode, reason and candidates as JSON")
     seeds.add_argument("--timeout", type=_positive_seconds, default=SEEDS_TIMEOUT, metavar="SECONDS",
                        help=f"give up after this long (default: {SEEDS_TIMEOUT:g})")
     _add_options(seeds)
-    check = commands.add_parser("check", help="diagnose access to the API server or DNS; exit 1 on failure")
+    check = commands.add_parser("check", help="diagnose access to the API server or DNS; exit 1 on failure",
+                                allow_abbrev=False)
     check.add_argument("--timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
                        help="bound on all checks together (default: 30)")
     _add_options(check)

