@@ -10,7 +10,6 @@ is cut off and prove it catches up through a 410 relist.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ class TcpProxy:
     connections: int = 0
     _server: asyncio.Server | None = None
     _partitioned: bool = False
+    _stopping: bool = False
     _healed: asyncio.Event = field(default_factory=asyncio.Event)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -40,12 +40,13 @@ class TcpProxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        self._stopping = True
+        self.heal()  # held connections wake up, see _stopping and end; open ones are cut below
         self.cut()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -71,6 +72,8 @@ class TcpProxy:
         self.connections += 1
         try:
             await self._healed.wait()
+            if self._stopping:
+                return
             up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
             self._writers.add(up_writer)
             try:
