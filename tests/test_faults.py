@@ -24,8 +24,7 @@ from tests import k8s_objects as k8s
 from tests.faults import TcpProxy
 from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
 from tests.harness.fixtures import ControlPlaneFactory
-from tests.test_cli import Served, start
-from tests.test_cli import served_processes as served_processes  # the fixture, re-exported
+from tests.sidecar_process import Served, start
 from tests.test_kubernetes_source import create
 
 pytestmark = pytest.mark.controlplane
