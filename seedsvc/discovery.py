@@ -97,6 +97,9 @@ class Discovery:
     async def _handle(self, event: object) -> None:
         if isinstance(event, View):
             self.observer.view(self.source.name, event)
+            if event.skipped:
+                log.warning("%d malformed record(s) skipped; they can shrink the candidates, never add one",
+                            event.skipped)
             self._failing = False
             self._endpoints = event.endpoints
             if self._reselect():
