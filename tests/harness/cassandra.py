@@ -425,6 +425,9 @@ _PR_CAPBSET_DROP: Final = 24
 _CAP_IPC_LOCK: Final = 14
 _LIVE_GROUPS: set[int] = set()
 _LIVE_LOCK = threading.Lock()
+# Looked up once, in the parent: the child between fork and exec must not dlopen (another thread of
+# the parent may have held the loader lock at fork time), only call.
+_PRCTL: Final = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _forbid_memory_locking() -> None:
@@ -436,18 +439,16 @@ def _forbid_memory_locking() -> None:
     CAP_IPC_LOCK, so that capability is also dropped from the bounding set the JVM is exec'd with.
     """
     resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_CAPBSET_DROP, _CAP_IPC_LOCK, 0, 0, 0)  # fails (EPERM) when not root: nothing to drop
+    _PRCTL(_PR_CAPBSET_DROP, _CAP_IPC_LOCK, 0, 0, 0)  # fails (EPERM) when not root: nothing to drop
 
 
 def _die_with_parent() -> None:
     """The kernel sends SIGKILL to the child when the thread that forked it exits."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _preexec_for_current_thread() -> Callable[[], None]:
-    """What runs in the child between fork and exec (only syscalls: no locks, no imports)."""
+    """What runs in the child between fork and exec (only syscalls: no locks, no imports, no dlopen)."""
     # PDEATHSIG fires when the *thread* that forked exits, not the process. A node started from a
     # worker thread (asyncio.to_thread, an executor) would be killed when that thread is retired, so
     # only the main thread uses it; the atexit hook and finalizers cover the other case.
