@@ -1,6 +1,6 @@
 """The Cassandra harness runs real Cassandra 5.0 nodes on loopback addresses.
 
-First two single-node tests: a node on a pod-like 127.0.10.x address serves CQL, and no JVM outlives
+First two single-node tests: a node on a pod-like 127.0.40.x address serves CQL, and no JVM outlives
 its Python process. Then a module-scoped 3-node cluster on 127.0.0.1-3: node 1 (the seed) founds it,
 nodes 2 and 3 bootstrap into it, and the Python driver checks membership from every node's point of
 view, writes at ALL, and survives a SIGKILL and restart of node 3. The fast tests at the bottom check
@@ -22,6 +22,9 @@ import pytest
 from tests.harness import cassandra as harness
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+# Not 127.0.0.x, like pod IPs, but outside the ranges other tests use (kubelet stand-in 127.0.10.x,
+# e2e 127.0.20.x, whole system 127.0.30.x), so concurrent runs on one machine cannot collide.
+POD_LIKE_ADDRESSES = ("127.0.40.5", "127.0.40.6")
 
 
 def _connect(contact_point: str) -> Any:
@@ -97,10 +100,10 @@ def _wait_gone(pid: int, timeout: float) -> None:
 
 @pytest.mark.cassandra
 def test_pod_ip_node_serves_cql_and_dies_with_a_normal_exit(tmp_path: Path) -> None:
-    """A node on a pod-like 127.0.10.x address serves CQL; an interpreter exit without stop() kills it."""
+    """A node on a pod-like 127.0.x.y address serves CQL; an interpreter exit without stop() kills it."""
     code = f"""
         from tests.harness.cassandra import CassandraNode
-        node = CassandraNode("127.0.10.5", {str(tmp_path / "pod")!r}, cluster_name="pods")
+        node = CassandraNode({POD_LIKE_ADDRESSES[0]!r}, {str(tmp_path / "pod")!r}, cluster_name="pods")
         node.start()
         node.wait_for_cql(240)
         print(node.pid, flush=True)
@@ -117,7 +120,7 @@ def test_jvm_dies_when_the_test_process_is_killed(tmp_path: Path) -> None:
     code = f"""
         import time
         from tests.harness.cassandra import CassandraNode
-        node = CassandraNode("127.0.10.6", {str(tmp_path / "orphan")!r})
+        node = CassandraNode({POD_LIKE_ADDRESSES[1]!r}, {str(tmp_path / "orphan")!r})
         node.start()
         print(node.pid, flush=True)
         time.sleep(120)
@@ -140,6 +143,7 @@ def test_nodes_started_and_report_resources(cluster: harness.CassandraCluster) -
         assert node.is_running(), node.diagnostics()
         assert node.startup_seconds is not None
         assert node.grep_log(harness.STARTUP_COMPLETE_MARKER)
+        assert node.serves_cql()
         assert node.rss_bytes() > 0
         print(f"{node.address}: started in {node.startup_seconds:.1f}s, RSS {node.rss_bytes() / 2**20:.0f} MiB")
     # Nodes 2 and 3 are not seeds, so they must have bootstrapped rather than founded a cluster.
@@ -206,7 +210,7 @@ def test_killed_node_restarts_and_rejoins(cluster: harness.CassandraCluster, ses
     node = cluster.nodes[-1]
     host_id_before = session.execute("SELECT host_id FROM system.local", host=_hosts_with_pools(session)[node.address])
     assert node.kill() == -9
-    assert not node.is_running() and node.rss_bytes() == 0
+    assert not node.is_running() and node.rss_bytes() == 0 and not node.serves_cql()
     node.start()
     node.wait_for_cql(240)
     assert not node.grep_log(r"JOINING: Starting to bootstrap", since_start=True), "a restart must not bootstrap"

@@ -769,6 +769,14 @@ class CassandraNode:
                 raise CassandraHarnessError(f"{self} did not serve CQL within {timeout:.0f}s\n{self.diagnostics()}")
             time.sleep(POLL_INTERVAL_S)
 
+    def serves_cql(self) -> bool:
+        """Non-blocking readiness check: this run logged start-up complete and port 9042 accepts."""
+        return (
+            self.is_running()
+            and bool(self.grep_log(re.escape(STARTUP_COMPLETE_MARKER), since_start=True))
+            and _tcp_connects(self.address, NATIVE_PORT)
+        )
+
     def wait_for_log(self, pattern: str, timeout: float = 60.0, *, only_new: bool = False) -> str:
         """Block until a ``system.log`` line matches the regex ``pattern``; return that line.
 
