@@ -146,7 +146,10 @@ def select(
 
     mode = Mode.DISCOVERED
     fallback_deadline: float | None = None
-    if not has_peer and no_peer_since is not None:
+    # The bootstrap pod never needs the fallback: it may seed itself, and putting a running pod 0
+    # into "restart" mode because a slow pod 1 is still unready would serve it that unready pod.
+    is_bootstrap = identity.ordinal == policy.bootstrap_ordinal
+    if not has_peer and no_peer_since is not None and not is_bootstrap:
         fallback_at = no_peer_since + policy.restart_fallback_after
         unready_peers = [e for e in ranked if not e.terminating and not identity.is_self(e)]
         if now >= fallback_at and unready_peers:
@@ -175,11 +178,11 @@ def select(
         return Selection(served, seeds, mode, "", candidates, new_memory, deadline)
 
     own = _own_address(ranked, identity)
-    if identity.ordinal == policy.bootstrap_ordinal and own is not None:
+    if is_bootstrap and own is not None:
         reason = f"no eligible peer: {identity.pod_name} is the bootstrap pod and seeds itself"
         return Selection((own,), seeds, Mode.BOOTSTRAP, reason, candidates, new_memory, deadline)
     why = "no eligible peer yet"
-    if identity.ordinal == policy.bootstrap_ordinal:
+    if is_bootstrap:
         why += f"; {identity.pod_name} is the bootstrap pod but its own address is unknown (set POD_IP)"
     elif identity.pod_name:
         why += f"; only ordinal {policy.bootstrap_ordinal} may seed itself"
@@ -220,11 +223,11 @@ def _own_address(ranked: Sequence[Endpoint], identity: Identity) -> str | None:
 def _static_or_unavailable(
     policy: Policy, identity: Identity, candidates: tuple[Candidate, ...], memory: Memory, why: str
 ) -> Selection:
-    static = policy.static_seeds
-    if static:
-        others = tuple(s for s in static if s != identity.pod_ip)
-        served = others or static
-        return Selection(served, (), Mode.STATIC, f"{why}; serving CASSANDRA_SEEDS", candidates, memory)
+    # Served exactly as configured, the caller included: several static seeds that each left
+    # themselves out would all wait for one another, and a brand-new cluster could never start.
+    if policy.static_seeds:
+        reason = f"{why}; serving CASSANDRA_SEEDS"
+        return Selection(policy.static_seeds, (), Mode.STATIC, reason, candidates, memory)
     return Selection((), (), Mode.UNAVAILABLE, why, candidates, memory)
 
 

@@ -271,9 +271,8 @@ def test_only_the_bootstrap_pod_is_ever_served_itself(
             assert len(selection.served) == 1
             assert served_self == set(selection.served)
         elif selection.mode is Mode.STATIC:
-            # CASSANDRA_SEEDS is served as configured, minus the caller when anything else is left.
-            assert set(selection.served) <= set(policy.static_seeds)
-            assert not served_self or selection.served == policy.static_seeds == (identity.pod_ip,)
+            # CASSANDRA_SEEDS is served exactly as configured, the caller included.
+            assert selection.served == policy.static_seeds
         else:
             assert not served_self
 
@@ -323,11 +322,12 @@ def test_bootstrap_pod_whose_address_is_unknown_is_unavailable_and_says_why() ->
     assert "POD_IP" in selection.reason
 
 
-def test_no_view_yet_serves_static_seeds_without_the_caller_or_nothing() -> None:
+def test_no_view_yet_serves_static_seeds_as_configured_or_nothing() -> None:
     static = Policy(static_seeds=(ipv4(1), ipv4(2)))
     caller = Identity(pod_name=pod(1), pod_ip=ipv4(2))
     with_static = select(None, policy=static, identity=caller, now=0.0)
-    assert (with_static.mode, with_static.served, with_static.seeds) == (Mode.STATIC, (ipv4(1),), ())
+    # The caller stays in: two static seeds that each left themselves out would wait for each other.
+    assert (with_static.mode, with_static.served, with_static.seeds) == (Mode.STATIC, (ipv4(1), ipv4(2)), ())
     without_static = select(None, policy=Policy(), identity=caller, now=0.0)
     assert (without_static.mode, without_static.served) == (Mode.UNAVAILABLE, ())
     assert without_static.next_deadline is None
@@ -613,9 +613,6 @@ def test_three_pods_coming_up_one_by_one_with_ordered_ready() -> None:
     assert all(r.mode is Mode.DISCOVERED for r in results.values())
 
 
-@pytest.mark.xfail(strict=True, reason="design question: rule 8 is caller-relative, so a ready bootstrap pod "
-                   "that was alone for restart_fallback_after enters the fallback as soon as an unready pod 1 "
-                   "appears in a normal scale-up; see the test report")
 def test_ready_bootstrap_pod_is_not_put_in_restart_fallback_by_a_slow_scale_up() -> None:
     policy = Policy()
     pod_0 = Identity(pod_name=pod(0), pod_ip=ipv4(1))
