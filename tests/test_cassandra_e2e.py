@@ -382,9 +382,14 @@ def test_ring_forms_with_cassandra_0_seeding_itself(ring: Ring) -> None:
         assert member.node.is_running() and member.sidecar.is_running()
         rss = member.node.rss_bytes() / 2**20
         print(f"{member.name} {member.address}: CQL after {member.node.startup_seconds:.1f}s, RSS {rss:.0f} MiB")
-    # Once all three are ready, every sidecar serves the others (count 3, self left out).
+    # Once all three are ready, every sidecar serves the others (count 3, self left out), discovered from
+    # the slice through the Kubernetes source.
     for pod in PODS:
         ring.pods[pod].sidecar.wait_for_list([ADDRESS_OF[p] for p in PODS if p != pod], timeout=30)
+        document = json.loads(ring.pods[pod].sidecar.get("/seeds?format=json").body)
+        assert (document["source"], document["mode"], document["stale"]) == ("kubernetes", "discovered", False)
+        candidates = {(c["pod"], c["address"], c["ready"], c["seed"]) for c in document["candidates"]}
+        assert candidates == {(p, ADDRESS_OF[p], True, True) for p in PODS}, document
 
 
 def test_driver_sees_three_nodes_up(ring: Ring) -> None:
