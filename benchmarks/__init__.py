@@ -1,0 +1,1 @@
+"""seedsvc benchmarks: `python -m benchmarks` runs them all and writes benchmarks/results/report.md."""
