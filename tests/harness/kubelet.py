@@ -263,7 +263,8 @@ class Kubelet:
             event = next(stream, None)
             if event is None:
                 return
-            kind, obj = event["type"], event["raw_object"]
+            # With deserialize=False the 37.x client gives the JSON as "object" and no "raw_object".
+            kind, obj = event["type"], event.get("raw_object", event.get("object"))
             if kind == "ERROR":
                 raise ApiException(status=int(obj.get("code", 500)), reason=str(obj.get("message")))
             if kind != "BOOKMARK":
