@@ -57,13 +57,6 @@ NODE_TIMEOUT_S = 420.0
 DATA_MOUNT = "/var/lib/cassandra"
 
 
-def _kubelet_errors(system: System) -> list[str]:
-    """The stand-in's unexpected API errors, minus one known quirk: with this kubernetes client its
-    watch stream raises KeyError('raw_object') and the stand-in falls back to relisting every 0.5 s,
-    which still reconciles every pod (reported to the owner of tests/harness/kubelet.py)."""
-    return [e for e in system.kubelet.errors if "KeyError('raw_object')" not in e]
-
-
 def _pod_names(n: int) -> list[str]:
     return [f"cassandra-{i}" for i in range(n)]
 
@@ -304,7 +297,7 @@ def test_three_node_ring_forms_from_the_statefulset(system: System) -> None:
         rss = node.rss_bytes() / 2**20
         print(f"{name} {ips[name]}: CQL {node.startup_seconds:.1f}s after start, RSS {rss:.0f} MiB")
     _assert_one_ring(system, pods)
-    assert system.runner.errors == [] and _kubelet_errors(system) == []
+    assert system.runner.errors == [] and system.kubelet.errors == []
 
 
 def test_scaling_to_four_bootstraps_from_the_served_seeds(system: System) -> None:
@@ -362,4 +355,4 @@ def test_deleting_a_seed_pod_keeps_one_cluster(system: System) -> None:
     assert set(view.host_ids.values()) == set(view_before.host_ids.values()), "one set of host ids"
     for ip, peers in view.peers.items():
         assert old_ip not in peers, f"{ip} still lists the old address {old_ip}"
-    assert system.runner.errors == [] and _kubelet_errors(system) == []
+    assert system.runner.errors == [] and system.kubelet.errors == []
