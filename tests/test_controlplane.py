@@ -412,3 +412,13 @@ def test_without_discovery_v1_endpoints_follow_tcp_readiness_probes(
         stand_in.wait_for_pods(namespace, SELECTOR, 1, ready=True, timeout=WAIT_S)
         poll(lambda: v1_endpoints(api, namespace) == ({ip}, set()), timeout=WAIT_S, what=f"{ip} ready in Endpoints")
     api.close()
+
+
+def test_coredns_cache_is_off_unless_asked_for(tmp_path: Path) -> None:
+    def corefile(options: ControlPlaneOptions) -> str:
+        plane = ControlPlane(tmp_path, options)
+        plane._allocate_ports()  # the Corefile names the ports; nothing is started
+        return plane.corefile(tmp_path / "kubeconfig")
+
+    assert not [line for line in corefile(ControlPlaneOptions()).splitlines() if line.strip().startswith("cache")]
+    assert "    cache 30\n" in corefile(ControlPlaneOptions(coredns_cache_s=30))

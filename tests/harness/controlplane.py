@@ -360,6 +360,10 @@ def write_kubeconfig(path: Path, *, server: str, ca: Path, client: KeyPair, user
 # --- the control plane ---------------------------------------------------------------------------------
 
 
+_PORT_ATTEMPTS = 3
+_PORT_TAKEN = "address already in use"
+
+
 @dataclass
 class _Pki:
     ca: KeyPair
@@ -402,16 +406,27 @@ class ControlPlane:
 
     def start(self) -> ControlPlane:
         began = time.monotonic()
-        bin_dir = self.bin_dir or build.ensure_built()
-        self.bin_dir = bin_dir
+        self.bin_dir = self.bin_dir or build.ensure_built()
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Every start is a fresh cluster: old etcd data would hold objects signed by a previous CA.
-        shutil.rmtree(self.directory / "etcd", ignore_errors=True)
-        self._allocate_ports()
         self._pki = self._make_pki()
         self.ca_file = self._pki.ca.cert
         self._admin_tls = ssl.create_default_context(cafile=str(self._pki.ca.cert))
         self._admin_tls.load_cert_chain(str(self._pki.admin.cert), str(self._pki.admin.key))
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            atexit.register(self.stop)  # stop() drops it, also after a failed attempt
+            self._allocate_ports()
+            try:
+                self._start_components()
+                break
+            except BaseException as exc:
+                self.stop()
+                # A free port can be taken by another process before ours binds it: pick new ones.
+                if not (isinstance(exc, ControlPlaneError) and _PORT_TAKEN in str(exc)) or attempt == _PORT_ATTEMPTS:
+                    raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _start_components(self) -> None:
         self.kubeconfig = write_kubeconfig(
             self.directory / "admin.kubeconfig",
             server=self.server,
@@ -419,18 +434,11 @@ class ControlPlane:
             client=self._pki.admin,
             user="seedsvc-admin",
         )
-        atexit.register(self.stop)
-        try:
-            self._start_etcd()
-            self.start_apiserver()
-            self._start_controller_manager()
-            if self.options.coredns and self.options.serves_endpointslices:
-                self._start_coredns()
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_seconds = time.monotonic() - began
-        return self
+        self._start_etcd()
+        self.start_apiserver()
+        self._start_controller_manager()
+        if self.options.coredns and self.options.serves_endpointslices:
+            self._start_coredns()
 
     def stop(self) -> None:
         """Stop every component, newest first. Safe to call more than once."""
@@ -504,6 +512,8 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         assert self.bin_dir is not None
+        # Every start is a fresh cluster: old etcd data would hold objects signed by a previous CA.
+        shutil.rmtree(self.directory / "etcd", ignore_errors=True)
         client, peer = self.etcd_url, f"http://{LOOPBACK}:{self._ports['etcd-peer']}"
         etcd = self._component(
             "etcd",
