@@ -27,9 +27,7 @@ process dies, through ``PR_SET_PDEATHSIG``.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import ctypes
 import fcntl
 import ipaddress
 import json
@@ -42,12 +40,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
+
+from tests.harness import processes
 
 # The newest 5.0.x on Maven Central when this was written; keep in sync with cassandra_dist/pom.xml.
 DEFAULT_VERSION: Final = "5.0.9"
@@ -420,14 +419,8 @@ def render_rackdc_properties(dc: str, rack: str) -> str:
 # Processes
 # --------------------------------------------------------------------------------------------------
 
-_PR_SET_PDEATHSIG: Final = 1
 _PR_CAPBSET_DROP: Final = 24
 _CAP_IPC_LOCK: Final = 14
-_LIVE_GROUPS: set[int] = set()
-_LIVE_LOCK = threading.Lock()
-# Looked up once, in the parent: the child between fork and exec must not dlopen (another thread of
-# the parent may have held the loader lock at fork time), only call.
-_PRCTL: Final = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _forbid_memory_locking() -> None:
@@ -439,55 +432,7 @@ def _forbid_memory_locking() -> None:
     CAP_IPC_LOCK, so that capability is also dropped from the bounding set the JVM is exec'd with.
     """
     resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
-    _PRCTL(_PR_CAPBSET_DROP, _CAP_IPC_LOCK, 0, 0, 0)  # fails (EPERM) when not root: nothing to drop
-
-
-def _die_with_parent() -> None:
-    """The kernel sends SIGKILL to the child when the thread that forked it exits."""
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _preexec_for_current_thread() -> Callable[[], None]:
-    """What runs in the child between fork and exec (only syscalls: no locks, no imports, no dlopen)."""
-    # PDEATHSIG fires when the *thread* that forked exits, not the process. A node started from a
-    # worker thread (asyncio.to_thread, an executor) would be killed when that thread is retired, so
-    # only the main thread uses it; the atexit hook and finalizers cover the other case.
-    if threading.current_thread() is not threading.main_thread():
-        return _forbid_memory_locking
-
-    def preexec() -> None:
-        _forbid_memory_locking()
-        _die_with_parent()
-
-    return preexec
-
-
-def _kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _forget_group(pgid: int) -> None:
-    with _LIVE_LOCK:
-        _LIVE_GROUPS.discard(pgid)
-
-
-def _reap_group(pgid: int) -> None:
-    """Finalizer/atexit action: SIGKILL the node's process group if it is still registered."""
-    with _LIVE_LOCK:
-        alive = pgid in _LIVE_GROUPS
-        _LIVE_GROUPS.discard(pgid)
-    if alive:
-        _kill_group(pgid)
-
-
-@atexit.register
-def _reap_all_groups() -> None:
-    with _LIVE_LOCK:
-        groups = list(_LIVE_GROUPS)
-        _LIVE_GROUPS.clear()
-    for pgid in groups:
-        _kill_group(pgid)
+    processes.PRCTL(_PR_CAPBSET_DROP, _CAP_IPC_LOCK, 0, 0, 0)  # fails (EPERM) when not root: nothing to drop
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -744,11 +689,11 @@ class CassandraNode:
             cwd=self.data_dir,
             env=env,
             start_new_session=True,  # own process group: stop()/kill() reach every child
-            preexec_fn=_preexec_for_current_thread(),  # only prctl/setrlimit: fork-safe
+            # Only prctl/setrlimit in the child: fork-safe.
+            preexec_fn=processes.preexec_for_current_thread(also=_forbid_memory_locking),
         )
-        with _LIVE_LOCK:
-            _LIVE_GROUPS.add(self._proc.pid)
-        self._finalizer = weakref.finalize(self, _reap_group, self._proc.pid)
+        processes.register(self._proc.pid)
+        self._finalizer = weakref.finalize(self, processes.reap, self._proc.pid)
 
     def wait_for_cql(self, timeout: float = 180.0) -> float:
         """Block until the log says start-up is complete and ``address:9042`` accepts connections.
@@ -816,7 +761,7 @@ class CassandraNode:
             return None
         self._signal_group(signal.SIGKILL)
         code = self._proc.wait()
-        _forget_group(self._proc.pid)
+        processes.forget(self._proc.pid)
         if self._finalizer is not None:
             self._finalizer.detach()
         if self._stdout is not None:
@@ -828,7 +773,7 @@ class CassandraNode:
         # Only while the JVM is unreaped: until we wait() for it its pid (and so the process group
         # id) cannot be reused, so the signal can never reach an unrelated process.
         if self._proc is not None and self._proc.poll() is None:
-            _kill_group(self._proc.pid, sig)
+            processes.kill_group(self._proc.pid, sig)
 
     def _raise_if_exited(self, doing: str) -> None:
         if self._proc is not None and self._proc.poll() is None:

@@ -22,9 +22,6 @@ Cassandra nodes have the same guarantees from ``tests/harness/cassandra.py``.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes
 import os
 import re
 import signal
@@ -42,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tests.harness import processes
 from tests.harness.cassandra import NATIVE_PORT, STARTUP_COMPLETE_MARKER, CassandraNode
 from tests.harness.controlplane import ControlPlane
 
@@ -56,39 +54,8 @@ HTTP_TIMEOUT_S = 2.0
 _SCRUBBED_PREFIXES = ("SEEDSVC_", "CASSANDRA_", "POD_", "KUBERNETES_")
 _SCRUBBED = ("KUBECONFIG",)
 
-_PR_SET_PDEATHSIG = 1
-_LIVE: set[int] = set()
-_LIVE_LOCK = threading.Lock()
-
-
 class PodHarnessError(RuntimeError):
     """A sidecar did not start, or a wait ran out; the message carries the log tail."""
-
-
-def _kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _reap(pgid: int) -> None:
-    with _LIVE_LOCK:
-        alive = pgid in _LIVE
-        _LIVE.discard(pgid)
-    if alive:
-        _kill_group(pgid)
-
-
-@atexit.register
-def _reap_all() -> None:
-    with _LIVE_LOCK:
-        groups = list(_LIVE)
-        _LIVE.clear()
-    for pgid in groups:
-        _kill_group(pgid)
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def base_environment() -> dict[str, str]:
@@ -154,7 +121,6 @@ class Sidecar:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._log = self.log_path.open("ab")
-        main_thread = threading.current_thread() is threading.main_thread()
         self.started_at = time.monotonic()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "seedsvc", "serve"],
@@ -163,12 +129,10 @@ class Sidecar:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            # PDEATHSIG follows the forking *thread*: only safe from the main thread (see cassandra.py).
-            preexec_fn=_die_with_parent if main_thread else None,
+            preexec_fn=processes.preexec_for_current_thread(),
         )
-        with _LIVE_LOCK:
-            _LIVE.add(self._proc.pid)
-        self._finalizer = weakref.finalize(self, _reap, self._proc.pid)
+        processes.register(self._proc.pid)
+        self._finalizer = weakref.finalize(self, processes.reap, self._proc.pid)
         deadline = time.monotonic() + timeout
         while True:
             with self.log_path.open("rb") as handle:
@@ -189,14 +153,13 @@ class Sidecar:
         if self._proc is None:
             return None
         if self._proc.poll() is None:
-            _kill_group(self._proc.pid, signal.SIGTERM)
+            processes.kill_group(self._proc.pid, signal.SIGTERM)
             try:
                 self._proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(self._proc.pid, signal.SIGKILL)
+                processes.kill_group(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
-        with _LIVE_LOCK:
-            _LIVE.discard(self._proc.pid)
+        processes.forget(self._proc.pid)
         if self._finalizer is not None:
             self._finalizer.detach()
         if self._log is not None:
