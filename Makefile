@@ -1,6 +1,7 @@
 # The two commands a fresh machine needs (see README.md):
 #   make demo   start a local control plane, a StatefulSet and the sidecar, and watch /seeds change
 #   make test   build everything the tests need (cached under ~/.cache/seedsvc) and run every test
+#   make bench  run benchmarks/ and write benchmarks/results/report.md (BENCH_ARGS=--quick for a short run)
 #
 # Everything is installed by these targets: a virtualenv in .venv, the control-plane binaries built
 # from the Go module proxy, the Java shim built with Maven, Cassandra jars from Maven Central.
@@ -10,7 +11,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest java prerequisites clean
+.PHONY: demo test bench lint typecheck pytest java prerequisites clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,10 @@ test: prerequisites lint typecheck java pytest
 demo: $(STAMP)
 	$(PY) -m tests.harness.build
 	$(PY) -m tests.harness.demo
+
+bench: $(STAMP)
+	$(PY) -m tests.harness.build
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) java-shim/target .pytest_cache .mypy_cache .ruff_cache
