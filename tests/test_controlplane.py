@@ -124,6 +124,11 @@ def test_statefulset_pods_run_on_distinct_loopback_ips_across_zones(cassandra_po
     assert len({p["spec"]["nodeName"] for p in cassandra_pods}) == 3
 
 
+def test_stand_in_watches_without_errors(kubelet: Kubelet, cassandra_pods: list[Pod]) -> None:
+    # A broken watch would go unnoticed otherwise: the stand-in relists and still gets pods running.
+    assert kubelet.errors == []
+
+
 def test_endpointslices_follow_pod_readiness(
     kube_api: client.ApiClient, kubelet: Kubelet, namespace: str, cassandra_pods: list[Pod]
 ) -> None:
