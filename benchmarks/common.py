@@ -127,6 +127,7 @@ def machine() -> dict[str, str]:
     with contextlib.suppress(OSError):
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return {
+        "seedsvc code": code_version(),
         "nproc": str(os.cpu_count()),
         "cpu": cpu,
         "memory": memory,
@@ -134,6 +135,18 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "load average at start": load,
     }
+
+
+def code_version() -> str:
+    """The commit the measured code is at, marked when seedsvc/ or sidecar/ differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "seedsvc", "sidecar"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}" + (" + uncommitted changes in seedsvc/ or sidecar/" if dirty else "")
 
 
 def tool_version(argv: list[str]) -> str:
