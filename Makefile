@@ -1,5 +1,6 @@
 # The two commands a fresh machine needs (see README.md):
-#   make demo   start a local control plane, a StatefulSet and the sidecar, and watch /seeds change
+#   make demo   deploy/'s StatefulSet on a local control plane, a real sidecar and Cassandra node per pod,
+#               /seeds changing live (DEMO_ARGS=--light: sidecars only)
 #   make test   build everything the tests need (cached under ~/.cache/seedsvc) and run every test
 #   make bench  run benchmarks/ and write benchmarks/results/report.md (BENCH_ARGS=--quick for a short run)
 #
@@ -40,9 +41,8 @@ pytest: $(STAMP)
 
 test: prerequisites lint typecheck java pytest
 
-demo: $(STAMP)
-	$(PY) -m tests.harness.build
-	$(PY) -m tests.harness.demo
+demo: prerequisites
+	$(PY) -m tests.harness.demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m tests.harness.build

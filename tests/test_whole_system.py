@@ -30,131 +30,23 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import deploy_support as d
-from tests.harness import build
 from tests.harness import cassandra as harness
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions, wait_until
-from tests.harness.kubelet import Kubelet, KubeletOptions, pod_is_ready
-from tests.harness.pods import PodReconciler, Sidecar, base_environment
+from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
+from tests.harness.kubelet import pod_is_ready
+from tests.harness.system import NODE_TIMEOUT_S, System, SystemUnavailable, running_system
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]
-
-REPO = Path(__file__).resolve().parents[1]
-SHIM_JAR = REPO / "java-shim" / "target" / "seedsvc-cassandra-shim.jar"
-SHIM_CLASS = "io.seedsvc.cassandra.SidecarSeedProvider"
-OVERLAY = "statefulset"
-SELECTOR = "app.kubernetes.io/name=cassandra"
-FIRST_POD_IP = "127.0.30.1"
-NODE_TIMEOUT_S = 420.0
-DATA_MOUNT = "/var/lib/cassandra"
 
 
 def _pod_names(n: int) -> list[str]:
     return [f"cassandra-{i}" for i in range(n)]
-
-
-@dataclass
-class System:
-    plane: ControlPlane
-    kubelet: Kubelet
-    runner: PodReconciler
-    namespace: str
-    kubectl: Path
-    objects: list[d.Obj]
-    workdir: Path
-
-    def pods(self) -> dict[str, d.Obj]:
-        return {p["metadata"]["name"]: p for p in self.kubelet.list_pods(self.namespace, SELECTOR)}
-
-    def node(self, pod: str) -> harness.CassandraNode:
-        proc = self.runner.processes(pod)
-        assert proc is not None and proc.node is not None, f"{pod} runs nothing; {self.runner.log()}"
-        return proc.node
-
-    def kubectl_run(self, *args: str) -> str:
-        done = d.run_kubectl(self.kubectl, ["-n", self.namespace, *args], kubeconfig=self.plane.kubeconfig)
-        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-        return done.stdout
-
-    def wait_for_ring(self, count: int, timeout: float = NODE_TIMEOUT_S) -> dict[str, d.Obj]:
-        """``count`` pods Ready (CQL open on their IPs), each with its own running Cassandra."""
-        pods = self.kubelet.wait_for_pods(self.namespace, SELECTOR, count, ready=True, timeout=timeout)
-        for pod in pods:
-            proc = self.runner.wait_for_node(pod["metadata"]["name"], uid=pod["metadata"]["uid"], timeout=60)
-            assert proc.ip == pod["status"]["podIP"]
-        return {p["metadata"]["name"]: p for p in pods}
-
-
-# --------------------------------------------------------------------------------------------------
-# The container runtime: what runs for each pod, derived from the rendered manifest
-# --------------------------------------------------------------------------------------------------
-
-
-def _downward(pod: d.Obj) -> dict[str, str]:
-    return {
-        "metadata.namespace": pod["metadata"]["namespace"],
-        "metadata.name": pod["metadata"]["name"],
-        "status.podIP": pod["status"]["podIP"],
-    }
-
-
-def _sidecar_factory(plane: ControlPlane, workdir: Path) -> Callable[[d.Obj], Sidecar]:
-    def make(pod: d.Obj) -> Sidecar:
-        name, uid, ip = pod["metadata"]["name"], pod["metadata"]["uid"], pod["status"]["podIP"]
-        spec = pod["spec"]
-        env = d.resolve_env(d.container(spec, d.SIDECAR), _downward(pod))
-        incarnation = workdir / "pods" / f"{name}-{uid[:8]}"
-        # The projected token volume of the manifest: a fresh token of the pod's ServiceAccount.
-        sa_dir = plane.write_incluster_files(pod["metadata"]["namespace"], spec["serviceAccountName"],
-                                             incarnation / "serviceaccount")
-        env |= {
-            **plane.incluster_env(),
-            "SEEDSVC_SERVICEACCOUNT_DIR": str(sa_dir),
-            # The manifest's emptyDir for the state file: one per pod incarnation.
-            "SEEDSVC_STATE_FILE": str(incarnation / "seedsvc-state" / "state.json"),
-            "SEEDSVC_HOST": ip,
-            "SEEDSVC_PORT": "0",
-        }
-        return Sidecar(name, {**base_environment(), **env}, incarnation / "sidecar.log")
-
-    return make
-
-
-def _node_factory(workdir: Path) -> Callable[[d.Obj, Sidecar], harness.CassandraNode]:
-    def make(pod: d.Obj, sidecar: Sidecar) -> harness.CassandraNode:
-        name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
-        container = d.container(pod["spec"], d.CASSANDRA)
-        env = d.resolve_env(container, _downward(pod))
-        data_dir = workdir / "pvc" / f"data-{name}"  # the StatefulSet's volumeClaimTemplate "data"
-        cache_file = env["SEEDSVC_SHIM_CACHE_FILE"]
-        assert cache_file.startswith(DATA_MOUNT + "/"), cache_file
-        assert env["SEEDSVC_SHIM_URL"] == "http://127.0.0.1:8080/seeds", "the shim talks to its own pod's sidecar"
-        return harness.CassandraNode(
-            ip,
-            data_dir,
-            cluster_name=env["CASSANDRA_CLUSTER_NAME"],
-            num_tokens=int(env["CASSANDRA_NUM_TOKENS"]),
-            snitch="GossipingPropertyFileSnitch",
-            dc=env["CASSANDRA_DC"],
-            rack=env["CASSANDRA_RACK"],
-            seed_provider_class=SHIM_CLASS,
-            seed_provider_params={
-                "url": sidecar.seeds_url,
-                "cache_file": str(data_dir / cache_file.removeprefix(DATA_MOUNT + "/")),
-                "live_reload": "true",
-            },
-            extra_classpath=[SHIM_JAR],
-        )
-
-    return make
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,39 +55,17 @@ def _node_factory(workdir: Path) -> Callable[[d.Obj, Sidecar], harness.Cassandra
 
 
 @pytest.fixture(scope="module")
-def system(control_plane_factory: Callable[[ControlPlaneOptions], ControlPlane],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    if not SHIM_JAR.is_file():
-        pytest.fail(f"{SHIM_JAR} is missing: `cd java-shim && mvn -B -q -ntp package -DskipTests`", pytrace=False)
-    harness.ensure_distribution()
-    kubectl = build.ensure_built(log=False) / "kubectl"
-    workdir = tmp_path_factory.mktemp("whole-system")
-    # Our own cluster (no CoreDNS: nothing here resolves names), so no other kubelet stand-in runs on it.
-    plane = control_plane_factory(ControlPlaneOptions(coredns=False))
-    kubelet = Kubelet.from_kubeconfig(
-        plane.kubeconfig, KubeletOptions(probe=True, first_pod_ip=FIRST_POD_IP, probe_timeout_s=1.0)
-    ).start()
-    namespace = f"whole-system-{uuid.uuid4().hex[:6]}"
-    plane.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    wait_until(lambda: plane.exists(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"), timeout_s=30,
-               what="the namespace's default ServiceAccount")
-    manifest = d.in_namespace(kubectl, OVERLAY, namespace, workdir / "kustomize")
-    objects = d.parse(manifest)
-    runner = PodReconciler(plane, namespace, SELECTOR, sidecar_factory=_sidecar_factory(plane, workdir),
-                           node_factory=_node_factory(workdir))
-    system = System(plane, kubelet, runner, namespace, kubectl, objects, workdir)
-    runner.start()
+def system(
+    control_plane_factory: Callable[[ControlPlaneOptions], ControlPlane], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
     try:
-        done = d.run_kubectl(kubectl, ["apply", "-n", namespace, "-f", "-"], stdin=manifest,
-                             kubeconfig=plane.kubeconfig)
-        assert done.returncode == 0, done.stderr
-        yield system
-    finally:
-        runner.stop()
-        kubelet.stop()
-        kubelet.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
-        print(f"\nwhole-system reconciler events: {runner.log()}")
-        plane.stop()
+        with running_system(control_plane_factory, tmp_path_factory.mktemp("whole-system")) as running:
+            try:
+                yield running
+            finally:
+                print(f"\nwhole-system reconciler events: {running.runner.log()}")
+    except SystemUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,8 +80,13 @@ def _driver(contact_points: list[str]) -> Any:
     except ImportError as exc:
         pytest.fail(f"cassandra-driver is unusable ({exc}); run: pip install -e '.[test]'", pytrace=False)
     profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
-    return Cluster(contact_points=contact_points, port=harness.NATIVE_PORT, execution_profiles={"default": profile},
-                   protocol_version=5, connect_timeout=10)
+    return Cluster(
+        contact_points=contact_points,
+        port=harness.NATIVE_PORT,
+        execution_profiles={"default": profile},
+        protocol_version=5,
+        connect_timeout=10,
+    )
 
 
 def _poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
@@ -308,8 +183,10 @@ def test_scaling_to_four_bootstraps_from_the_served_seeds(system: System) -> Non
     node = system.node("cassandra-3")
     assert node.grep_log(rf"Using seeds \[{re.escape(seeds)}\] from the sidecar"), node.diagnostics()
     assert node.grep_log(r"JOINING: Starting to bootstrap"), node.diagnostics()
-    print(f"cassandra-3 {node.address}: CQL {node.startup_seconds:.1f}s after start, "
-          f"RSS {node.rss_bytes() / 2**20:.0f} MiB")
+    print(
+        f"cassandra-3 {node.address}: CQL {node.startup_seconds:.1f}s after start, "
+        f"RSS {node.rss_bytes() / 2**20:.0f} MiB"
+    )
     _assert_one_ring(system, pods)
     assert system.runner.errors == []
 

@@ -1,11 +1,13 @@
-"""`make demo`: a real control plane, a 3-pod StatefulSet, one real sidecar per pod, /seeds changing live.
+"""`make demo`: the whole system on one machine, /seeds changing live.
 
-    python -m tests.harness.demo            # scripted tour, then keeps running until Ctrl-C
-    python -m tests.harness.demo --no-hold  # scripted tour, then tear everything down
+    python -m tests.harness.demo            # deploy/'s StatefulSet, a real sidecar and a real Cassandra 5.0
+                                            # node per pod: the ring forms, then scales to 4
+    python -m tests.harness.demo --light    # no Cassandra: sidecars only, readiness toured step by step
+    ... --no-hold                           # tear everything down after the tour instead of waiting
 
-Everything runs on loopback: etcd, kube-apiserver, kube-controller-manager and CoreDNS from
-tests/controlplane, the kubelet stand-in giving pods 127.0.10.x addresses, and `seedsvc serve` run
-exactly as in a pod (in-cluster token files, POD_NAME/POD_IP from the pod, the Role from deploy/).
+Everything runs on loopback: etcd, kube-apiserver, kube-controller-manager (and CoreDNS) from
+tests/controlplane, the kubelet stand-in giving pods 127.0.x.y addresses, and `seedsvc serve` run
+exactly as in a pod (in-cluster token files, POD_NAME/POD_IP from the pod, the RBAC from deploy/).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any
 from tests import k8s_objects as k8s
 from tests.harness import build
 from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
-from tests.harness.kubelet import Kubelet, KubeletOptions
+from tests.harness.kubelet import Kubelet, KubeletOptions, pod_is_ready
+from tests.harness.system import System, running_system
 
 NAMESPACE = "demo"
 READY_ANNOTATION = "kubelet.seedsvc.test/ready"
@@ -156,12 +159,83 @@ def tour(plane: ControlPlane, kubelet: Kubelet, workdir: Path) -> list[Sidecar]:
     return sidecars
 
 
+def full_tour(workdir: Path, hold: bool) -> None:
+    """deploy/overlays/statefulset with real Cassandra nodes: watch the ring form, then scale it."""
+
+    def plane_factory(options: ControlPlaneOptions) -> ControlPlane:
+        print("building or reusing the control plane binaries (cached under ~/.cache/seedsvc) ...", flush=True)
+        plane = ControlPlane(workdir / "controlplane", options, bin_dir=build.ensure_built())
+        plane.start()
+        print(f"control plane up in {plane.startup_seconds:.1f}s: {plane.server}", flush=True)
+        return plane
+
+    print("fetching Cassandra 5.0 from Maven Central if needed (cached) ...", flush=True)
+    # Pod IPs from 127.0.50.1: clear of the ranges the tests use, so a demo and a test run can coexist.
+    with running_system(plane_factory, workdir, first_pod_ip="127.0.50.1") as system:
+        print(
+            f"applied deploy/overlays/statefulset to namespace {system.namespace}: 3 pods, OrderedReady;\n"
+            "each pod: its seedsvc sidecar first (startupProbe on /readyz), then Cassandra with the shim."
+        )
+        for replicas in (3, 4):
+            if replicas == 4:
+                system.kubectl_run("scale", "statefulset/cassandra", "--replicas=4")
+                print("\n== scaled to 4: cassandra-3 bootstraps from the seeds its sidecar serves")
+            deadline = time.monotonic() + 900
+            while True:
+                ready = show_pods(system)
+                if ready >= replicas or time.monotonic() > deadline:
+                    break
+                time.sleep(10)
+        first = system.runner.processes("cassandra-0")
+        if first is not None and first.node is not None:
+            print("\nnodetool status (cassandra-0):\n" + first.node.nodetool("status"))
+        print("\nTry it yourself:")
+        for name in sorted(system.runner.running):
+            proc = system.runner.processes(name)
+            if proc is not None:
+                print(f"  curl -s {proc.sidecar.seeds_url}; curl -s '{proc.sidecar.seeds_url}?format=json'")
+        kubectl = f"KUBECONFIG={system.plane.kubeconfig} {system.kubectl} -n {system.namespace}"
+        print(f"  {kubectl} get pods,endpointslices -o wide")
+        print(f"  logs: {workdir}")
+        if hold:
+            wait_for_ctrl_c()
+
+
+def show_pods(system: System) -> int:
+    """One table line per pod: readiness, what its sidecar serves, whether its Cassandra runs."""
+    pods = system.pods()
+    print(f"\n-- {time.strftime('%H:%M:%S')}")
+    ready = 0
+    for name in sorted(pods):
+        pod = pods[name]
+        is_ready = pod_is_ready(pod)
+        ready += is_ready
+        proc = system.runner.processes(name)
+        served = proc.sidecar.seeds() if proc is not None else None
+        answer = f"{served.status} {served.body}" if served is not None else "-"
+        node = "cassandra running" if proc is not None and proc.node is not None else "waiting for seeds"
+        ip = pod.get("status", {}).get("podIP", "-")
+        print(f"  {name:12} {ip:12} {'ready  ' if is_ready else 'unready'}  {node:18} GET /seeds -> {answer}")
+    return ready
+
+
+def wait_for_ctrl_c() -> None:
+    print("\nRunning until Ctrl-C ...")
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    signal.sigwait(signals)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--no-hold", action="store_true", help="tear down after the tour instead of waiting")
+    parser.add_argument("--light", action="store_true", help="sidecars only, no Cassandra (about a minute)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="seedsvc-demo-") as tmp:
         workdir = Path(tmp)
+        if not args.light:
+            full_tour(workdir, hold=not args.no_hold)
+            return 0
         sidecars: list[Sidecar] = []
         with running_cluster(workdir) as (plane, kubelet):
             try:
@@ -176,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"  sidecar logs: {workdir}/sidecar-*.log")
                 if not args.no_hold:
-                    print("\nRunning until Ctrl-C ...")
-                    signals = {signal.SIGINT, signal.SIGTERM}
-                    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-                    signal.sigwait(signals)
+                    wait_for_ctrl_c()
             finally:
                 for sidecar in sidecars:
                     sidecar.process.terminate()
