@@ -154,9 +154,10 @@ async def run(cluster: Cluster, cfg: dict[str, Any], log_dir: Path) -> dict[str,
     log(f"created {total} endpoints in {len(slices)} slices in {create_s:.1f}s")
 
     common = {"SEEDSVC_FLAP_GRACE": "0", "POD_NAME": "big-4999", "POD_IP": address(4999)}
-    big_env = kubernetes_env(cluster, NAMESPACE, sa_dir, "big", **common)
-    small_env = kubernetes_env(cluster, NAMESPACE, sa_dir, "small", **common)
-    big_starts, small_starts = [], []
+    big_env = kubernetes_env(cluster, NAMESPACE, sa_dir, "big") | common
+    small_env = kubernetes_env(cluster, NAMESPACE, sa_dir, "small") | common
+    big_starts: list[float] = []
+    small_starts: list[float] = []
     for i in range(cfg["scale_startups"]):
         for env, out, name in ((small_env, small_starts, "small"), (big_env, big_starts, "big")):
             sidecar = start_sidecar(f"scale-start-{name}-{i}", env, log_dir)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -103,7 +103,7 @@ def current_seeds_sync(settings: Settings | None = None, *, timeout: float = 10.
     return asyncio.run(current_seeds(settings, timeout=timeout))
 
 
-async def watch_seeds(settings: Settings | None = None) -> AsyncIterator[SeedList]:
+async def watch_seeds(settings: Settings | None = None) -> AsyncGenerator[SeedList, None]:
     """Yield the served list now (once there is one) and again each time it changes.
 
     Discovery runs in a background task for as long as the iterator is used; closing the iterator

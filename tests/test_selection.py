@@ -56,9 +56,20 @@ def outranks(a: Endpoint, b: Endpoint) -> bool:
     return (ia.version, int(ia)) < (ib.version, int(ib))
 
 
-def with_flags(records: list[Endpoint], address: str, **flags: bool) -> list[Endpoint]:
-    """Every record of ``address`` (in every slice) with these flags."""
-    return [replace(e, **flags) if e.address == address else e for e in records]
+def with_flags(
+    records: list[Endpoint], address: str, *, ready: bool | None = None, terminating: bool | None = None
+) -> list[Endpoint]:
+    """Every record of ``address`` (in every slice) with the flags given; the others left as they are."""
+    return [
+        replace(
+            e,
+            ready=e.ready if ready is None else ready,
+            terminating=e.terminating if terminating is None else terminating,
+        )
+        if e.address == address
+        else e
+        for e in records
+    ]
 
 
 def without(records: list[Endpoint], address: str) -> list[Endpoint]:
@@ -181,7 +192,7 @@ def test_zones_take_turns_so_counts_differ_by_at_most_one(records: list[Endpoint
     counts = [seed_zones.get(zone, 0) for zone in per_zone]
     assert max(counts) - min(counts) <= 1
     # ...and the zones that got the extra seed are the first ones in sorted order.
-    ordered = [seed_zones.get(zone, 0) for zone in sorted(per_zone)]
+    ordered = [seed_zones.get(zone, 0) for zone in sorted(per_zone, key=lambda z: (z is None, z or ""))]
     assert ordered == sorted(ordered, reverse=True)
 
 

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import seedsvc.state
 from seedsvc.records import Endpoint
 from seedsvc.selection import Candidate, Memory, Mode, Selection
 from seedsvc.state import STATE_FILE_VERSION, SeedState, Snapshot, StateFile, StateFileError
@@ -255,11 +254,11 @@ def test_crash_mid_write_leaves_the_old_file_and_no_temp_files(
         raise OSError(5, "Input/output error")
 
     if failing == "json.dump":
-        monkeypatch.setattr(seedsvc.state.json, "dump", half_written_dump)
+        monkeypatch.setattr("seedsvc.state.json.dump", half_written_dump)
     elif failing == "os.fsync":
-        monkeypatch.setattr(seedsvc.state.os, "fsync", broken)
+        monkeypatch.setattr("seedsvc.state.os.fsync", broken)
     else:
-        monkeypatch.setattr(seedsvc.state.os, "replace", broken)
+        monkeypatch.setattr("seedsvc.state.os.replace", broken)
 
     with pytest.raises(OSError, match=r"No space left|Input/output"):
         file.save(snapshot("10.0.0.2", generation=2))
