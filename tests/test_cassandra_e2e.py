@@ -307,18 +307,9 @@ def _print_measurements() -> None:
 
 def _driver(contact_point: str) -> Any:
     try:
-        from cassandra.cluster import Cluster, ExecutionProfile
-        from cassandra.policies import RoundRobinPolicy
-    except ImportError as exc:
-        pytest.fail(f"cassandra-driver is unusable ({exc}); run: pip install -e '.[test]'", pytrace=False)
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
-    return Cluster(
-        contact_points=[contact_point],
-        port=harness.NATIVE_PORT,
-        execution_profiles={"default": profile},
-        protocol_version=5,
-        connect_timeout=10,
-    )
+        return harness.driver([contact_point])
+    except harness.DriverUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:

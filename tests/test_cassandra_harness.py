@@ -30,20 +30,9 @@ POD_LIKE_ADDRESSES = ("127.0.40.5", "127.0.40.6")
 def _connect(contact_point: str) -> Any:
     """A driver ``Cluster``; fails (never skips) with the fix if the driver is missing or broken."""
     try:
-        from cassandra.cluster import Cluster, ExecutionProfile
-        from cassandra.policies import RoundRobinPolicy
-    except ImportError as exc:  # e.g. not installed, or no usable event-loop reactor
-        pytest.fail(f"cassandra-driver is unusable ({exc}); run: pip install -e '.[test]'", pytrace=False)
-    # An explicit load-balancing policy: without one the driver emits a warning, which this
-    # project's pytest configuration turns into an error.
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
-    return Cluster(
-        contact_points=[contact_point],
-        port=harness.NATIVE_PORT,
-        execution_profiles={"default": profile},  # cassandra.cluster.EXEC_PROFILE_DEFAULT
-        protocol_version=5,  # what Cassandra 5.0 speaks; saves two rounds of version negotiation
-        connect_timeout=10,
-    )
+        return harness.driver([contact_point])
+    except harness.DriverUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -596,14 +596,7 @@ class CassandraNode:
 
     def rss_bytes(self) -> int:
         """Resident set size of the JVM from /proc (0 once it has exited)."""
-        if not self.is_running():
-            return 0
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return 0
-        match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.MULTILINE)
-        return int(match.group(1)) * 1024 if match else 0
+        return processes.rss_bytes(self.pid) if self.is_running() and self.pid else 0
 
     # ---- files -----------------------------------------------------------------------------------
 
@@ -949,3 +942,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------------
+# The Python driver, as the tests use it
+# --------------------------------------------------------------------------------------------------
+
+
+class DriverUnavailable(CassandraHarnessError):
+    """cassandra-driver is missing or cannot load an event-loop reactor."""
+
+
+def driver(contact_points: Sequence[str]) -> Any:
+    """A driver ``Cluster`` (not yet connected) for nodes of this harness.
+
+    Raises :class:`DriverUnavailable` with the fix if the driver cannot be imported.
+    """
+    try:
+        from cassandra.cluster import Cluster, ExecutionProfile
+        from cassandra.policies import RoundRobinPolicy
+    except ImportError as exc:  # e.g. not installed, or no usable event-loop reactor
+        raise DriverUnavailable(f"cassandra-driver is unusable ({exc}); run: pip install -e '.[test]'") from None
+    # An explicit load-balancing policy: without one the driver emits a warning, which this
+    # project's pytest configuration turns into an error.
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
+    return Cluster(
+        contact_points=list(contact_points),
+        port=NATIVE_PORT,
+        execution_profiles={"default": profile},  # cassandra.cluster.EXEC_PROFILE_DEFAULT
+        protocol_version=5,  # what Cassandra 5.0 speaks; saves two rounds of version negotiation
+        connect_timeout=10,
+    )

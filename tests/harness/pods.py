@@ -200,14 +200,7 @@ class Sidecar:
         return self.wait_for_seeds(lambda a: a.status == 200 and a.body == text, timeout, f"seeds {text}")
 
     def rss_bytes(self) -> int:
-        if not self.is_running():
-            return 0
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return 0
-        match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.MULTILINE)
-        return int(match.group(1)) * 1024 if match else 0
+        return processes.rss_bytes(self.pid) if self.is_running() and self.pid else 0
 
     def log_tail(self, max_bytes: int = 4000) -> str:
         try:

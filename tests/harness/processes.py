@@ -11,9 +11,11 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 PR_SET_PDEATHSIG: Final = 1
@@ -80,3 +82,13 @@ def reap_all() -> None:
         _live.clear()
     for pgid in groups:
         kill_group(pgid)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a live process from /proc; 0 once it has exited."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
