@@ -392,8 +392,13 @@ def test_driver_sees_three_nodes_up(ring: Ring) -> None:
         assert {str(h.address) for h in cluster.metadata.all_hosts()} == set(ADDRESSES)
         host_ids = set()
         for address in ADDRESSES:
-            peers = {str(r.peer) for r in session.execute("SELECT peer FROM system.peers", host=hosts[address])}
-            assert peers == set(ADDRESSES) - {address}, f"{address} sees peers {peers}"
+
+            def sees_the_others(address: str = address) -> bool:
+                rows = session.execute("SELECT peer FROM system.peers", host=hosts[address])
+                return {str(r.peer) for r in rows} == set(ADDRESSES) - {address}
+
+            # system.peers is written as gossip reaches each node: the last joiner can lag a moment.
+            _poll(sees_the_others, 60, f"{address}'s system.peers to list exactly the other two")
             local = session.execute("SELECT cluster_name, host_id FROM system.local", host=hosts[address]).one()
             assert local.cluster_name == CLUSTER_NAME
             host_ids.add(local.host_id)

@@ -160,8 +160,14 @@ def test_every_node_sees_the_other_two_in_system_peers(cluster: harness.Cassandr
     hosts = _hosts_with_pools(session)
     assert all(hosts[a].is_up for a in ADDRESSES)
     for address in ADDRESSES:
-        rows = session.execute("SELECT peer, rpc_address FROM system.peers", host=hosts[address])
-        peers = {str(row.peer) for row in rows}
+        # system.peers is written as gossip reaches each node: the last joiner can lag a moment.
+        deadline = time.monotonic() + 60
+        while True:
+            rows = session.execute("SELECT peer, rpc_address FROM system.peers", host=hosts[address])
+            peers = {str(row.peer) for row in rows}
+            if peers == set(ADDRESSES) - {address} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert peers == set(ADDRESSES) - {address}, f"{address} sees peers {peers}"
         local = session.execute("SELECT cluster_name, release_version FROM system.local", host=hosts[address]).one()
         assert local.cluster_name == "seedsvc-test"

@@ -136,7 +136,14 @@ def _ring_view(ips: set[str]) -> RingView:
 def _assert_one_ring(system: System, pods: dict[str, d.Obj]) -> RingView:
     ips = {p["status"]["podIP"] for p in pods.values()}
     _poll(lambda: _every_node_sees_up_normal(system, ips), 120, f"every node to see {sorted(ips)} all UN")
-    view = _ring_view(ips)
+
+    def settled_view() -> RingView | None:
+        # system.peers is written as gossip reaches each node, a moment after nodetool shows UN.
+        view = _ring_view(ips)
+        settled = all(set(view.peers.get(ip, {})) == ips - {ip} for ip in ips)
+        return view if settled else None
+
+    view: RingView = _poll(settled_view, 60, f"every node's system.peers to list the other {len(ips) - 1}", 2.0)
     assert view.cluster_names == {"cassandra"}, view.cluster_names
     assert len(set(view.host_ids.values())) == len(ips), view.host_ids
     for ip in ips:  # every node sees exactly the others, with the host ids they report themselves
