@@ -153,10 +153,16 @@ final class SeedReloader implements Runnable
             SidecarSeedProvider.logger.info("Seed watch recovered after: {}", failure);
         failure = null;
         backoff.reset();
+        Long previous = generation;
         generation = answer.generation;
         if (generation == null)
             // No generation header: long-polling is impossible, fall back to plain polling.
             return TimeUnit.SECONDS.toMillis(pollWaitSeconds);
+        // A new generation is a real change: ask for the next one at once, or a second change
+        // within the interval would wait it out (the benchmark measured ~1 s per change that way).
+        // Only an early answer without a change can be a hot loop (a sidecar ignoring wait).
+        if (!generation.equals(previous))
+            return 0;
         long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startedNanos);
         return Math.max(0, minPollIntervalMs - elapsedMs);
     }

@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -126,6 +127,22 @@ class LiveReloadTest
         assertEquals(Arrays.asList("10.0.0.2:7000", "10.0.0.3:7000"), render(provider.getSeeds()));
         assertEquals("10.0.0.2,10.0.0.3\n", new String(Files.readAllBytes(cacheFile), StandardCharsets.UTF_8));
         assertTrue(sidecar.requests().stream().anyMatch(r -> r.contains("wait=1&generation=")), sidecar.requests().toString());
+    }
+
+    @Test
+    void changesInQuickSuccessionAreNotHeldBackByTheMinimumPollInterval() throws Exception
+    {
+        sidecar.serve("10.0.0.1");
+        start("poll_wait_seconds", "30");
+        sidecar.serve("10.0.0.2");
+        await("first reload", 5_000, () -> gossiper.reloads.size() == 1);
+        long changed = System.nanoTime();
+        sidecar.serve("10.0.0.3");
+        await("second reload", 5_000, () -> gossiper.reloads.size() == 2);
+        long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - changed);
+        // The 1 s hot-loop guard applies only to early answers without a change.
+        assertTrue(elapsedMs < 900, "second change took " + elapsedMs + " ms");
+        assertEquals(Arrays.asList("10.0.0.3:7000"), gossiper.reloads.get(1));
     }
 
     @Test
