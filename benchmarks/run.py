@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_apicost, bench_convergence, bench_footprint, bench_http, bench_scale
+from benchmarks import bench_apicost, bench_convergence, bench_footprint, bench_gossiper, bench_http, bench_scale
 from benchmarks.common import Cluster, log, machine, table, tool_version
 
 BENCHMARKS = {
     "convergence": bench_convergence,
+    "gossiper": bench_gossiper,
     "apicost": bench_apicost,
     "footprint": bench_footprint,
     "scale": bench_scale,
@@ -34,6 +35,7 @@ BENCHMARKS = {
 
 TITLES = {
     "convergence": "Convergence: API change → new list at `GET /seeds`",
+    "gossiper": "With the shim: API change → a running node's Gossiper holds the new seeds",
     "apicost": "API server cost per sidecar",
     "footprint": "Footprint: start-up, memory, CPU",
     "scale": "Scale: 5,000 endpoints in 50 EndpointSlices",
@@ -44,6 +46,7 @@ FULL: dict[str, Any] = {
     "conv_runs": 3, "conv_changes_per_run": 40, "conv_deletes": 10, "conv_scales": 10,
     "dns_services": 8, "dns_rounds": 2, "dns_both_ways": True,
     "classic_calls": 200,
+    "gossiper_changes": 100,
     "api_watchers": 100, "api_cycle_s": 20, "api_idle_s": 150, "api_churn_s": 60, "api_poll_s": 60,
     "startup_runs": 7, "idle_s": 60, "churn_s": 60,
     "scale_endpoints": 5000, "scale_slices": 50, "scale_changes": 60, "scale_startups": 3,
@@ -56,6 +59,7 @@ QUICK: dict[str, Any] = {
     "conv_runs": 1, "conv_deletes": 3, "conv_scales": 3,
     "dns_services": 6, "dns_rounds": 1, "dns_both_ways": False,
     "classic_calls": 50,
+    "gossiper_changes": 20,
     "api_cycle_s": 8, "api_idle_s": 20, "api_churn_s": 8, "api_poll_s": 10,
     "startup_runs": 2, "idle_s": 8, "churn_s": 8,
     "scale_changes": 20, "scale_startups": 1, "select_repeats": 3,
