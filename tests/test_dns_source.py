@@ -46,6 +46,7 @@ from seedsvc.sources.dns import (
 from seedsvc.sources.events import Failure, SourceEvent, View
 from seedsvc.state import SeedState
 from tests import dnsserver
+from tests.discovery_run import running, wait_for_state
 from tests.dnsserver import CoreDns, a, aaaa, srv
 from tests.harness.controlplane import ControlPlane, kube_json
 from tests.harness.kubelet import Kubelet
@@ -696,13 +697,6 @@ async def test_diagnose_against_coredns(coredns: CoreDns) -> None:
     assert not checks[1].ok and "nxdomain" in checks[1].detail
 
 
-async def wait_for_state(state: SeedState, predicate: Callable[[Any], bool], what: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not predicate(state.snapshot):
-            await state.wait_past(state.snapshot.generation, timeout=0.05)
-    assert predicate(state.snapshot), what
-
-
 @pytest.mark.dns
 @pytest.mark.parametrize("fault", ["nxdomain", "servfail", "timeout"])
 async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreDns, fault: str) -> None:
@@ -714,14 +708,13 @@ async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreD
         identity=Identity(pod_name="cassandra-5"),
         state=state,
     )
-    task = asyncio.create_task(discovery.run())
-    try:
+    async with running(discovery):
         first = tuple(pod_address(n) for n in (0, 1, 2))
-        await wait_for_state(state, lambda s: s.served == first and not s.stale, "first list served")
+        await wait_for_state(state, lambda s: s.served == first and not s.stale, "first list served", timeout=WAIT_S)
         generation = state.snapshot.generation
 
         with inject(coredns, fault, SRV_NAME):
-            await wait_for_state(state, lambda s: s.stale, "stale during the fault")
+            await wait_for_state(state, lambda s: s.stale, "stale during the fault", timeout=WAIT_S)
             snapshot = state.snapshot
             assert snapshot.served == first and snapshot.generation == generation
             assert snapshot.last_error_reason == fault and snapshot.last_error
@@ -730,18 +723,18 @@ async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreD
                 await coredns.changed(statefulset_records([1, 2, 3]))
         if fault == "timeout":
             # The server answers again with what it had: the same list, no longer stale.
-            await wait_for_state(state, lambda s: s.served == first and not s.stale, "fresh after the fault")
+            await wait_for_state(
+                state, lambda s: s.served == first and not s.stale, "fresh after the fault", timeout=WAIT_S
+            )
             assert state.snapshot.generation == generation
             await coredns.changed(statefulset_records([1, 2, 3]))
 
         second = tuple(pod_address(n) for n in (1, 2, 3))
-        await wait_for_state(state, lambda s: s.served == second and not s.stale, "new list after recovery")
+        await wait_for_state(
+            state, lambda s: s.served == second and not s.stale, "new list after recovery", timeout=WAIT_S
+        )
         assert state.snapshot.generation == generation + 1
         assert state.snapshot.last_error_reason is None
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.mark.dns
@@ -754,19 +747,14 @@ async def test_recovery_with_the_same_list_clears_staleness(coredns: CoreDns) ->
         identity=Identity(),
         state=state,
     )
-    task = asyncio.create_task(discovery.run())
-    try:
-        await wait_for_state(state, lambda s: len(s.served) == 3 and not s.stale, "first list")
+    async with running(discovery):
+        await wait_for_state(state, lambda s: len(s.served) == 3 and not s.stale, "first list", timeout=WAIT_S)
         generation = state.snapshot.generation
         await coredns.changed([])  # NXDOMAIN
-        await wait_for_state(state, lambda s: s.stale, "stale")
+        await wait_for_state(state, lambda s: s.stale, "stale", timeout=WAIT_S)
         await coredns.changed(statefulset_records([0, 1, 2]))
-        await wait_for_state(state, lambda s: not s.stale, "fresh again")
+        await wait_for_state(state, lambda s: not s.stale, "fresh again", timeout=WAIT_S)
         assert state.snapshot.generation == generation  # same list: no new generation
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_garbage_from_the_server_is_a_bad_response() -> None:

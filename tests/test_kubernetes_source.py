@@ -20,6 +20,7 @@ from seedsvc.sources.events import Failure, Restart, SourceEvent, View
 from seedsvc.sources.kubernetes import KubernetesSource
 from seedsvc.state import SeedState
 from tests import k8s_objects as k8s
+from tests.discovery_run import running, wait_for_state
 from tests.faults import HidingApiProxy, TcpProxy
 from tests.harness.controlplane import ControlPlane, ControlPlaneOptions, issue_cert, make_ca
 from tests.harness.fixtures import ControlPlaneFactory
@@ -137,8 +138,6 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
         identity=Identity(),
         state=state,
     )
-    task = asyncio.create_task(discovery.run())
-
     async def served_matches_truth(what: str, check: Callable[[set[tuple[str, str, bool]]], bool]) -> None:
         deadline = time.monotonic() + WAIT
         while True:
@@ -153,7 +152,7 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
                 raise AssertionError(f"{what}: served {served}, truth {sorted(truth)}")
             await asyncio.sleep(0.2)
 
-    try:
+    async with running(discovery):
         await served_matches_truth("3 ready pods", lambda t: len(t) == 3 and all(r for *_, r in t))
         first = set(state.snapshot.served)
 
@@ -199,10 +198,6 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
         truth = endpoint_truth(control_plane, namespace, "cassandra")
         assert sorted(state.snapshot.served) == sorted(ip for _, ip, _ in truth)
         assert not state.snapshot.stale
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_view_carries_zones_pod_names_and_readiness_from_endpointslices(
@@ -281,26 +276,16 @@ async def test_forbidden_is_a_visible_error_never_an_empty_list(
         identity=Identity("cassandra-3"),
         state=state,
     )
-    task = asyncio.create_task(discovery.run())
-    try:
-        deadline = time.monotonic() + WAIT
-        while state.snapshot.last_error_reason != "forbidden":
-            assert time.monotonic() < deadline, state.snapshot
-            await asyncio.sleep(0.1)
+    async with running(discovery):
+        await wait_for_state(state, lambda s: s.last_error_reason == "forbidden", "the 403 to be reported")
         assert not state.snapshot.servable  # nothing to serve, and nothing pretends otherwise
         assert "403" in (state.snapshot.last_error or "")
         assert f"system:serviceaccount:{namespace}:seedsvc" in (state.snapshot.last_error or "")
 
         create(control_plane, namespace, k8s.role_for_endpointslices())
         create(control_plane, namespace, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", namespace))
-        while state.snapshot.served != ("10.2.0.1",):
-            assert time.monotonic() < deadline + WAIT, state.snapshot
-            await asyncio.sleep(0.1)
+        await wait_for_state(state, lambda s: s.served == ("10.2.0.1",), "the list once RBAC allows it")
         assert state.snapshot.last_error is None
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_rotated_token_is_picked_up_when_the_old_one_is_revoked(
@@ -425,25 +410,13 @@ async def test_an_api_server_restart_keeps_the_last_list_marked_stale(
         identity=Identity(),
         state=state,
     )
-    task = asyncio.create_task(discovery.run())
-
-    async def until(what: str, condition: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + WAIT
-        while not condition():
-            assert time.monotonic() < deadline, f"{what}: {state.snapshot}"
-            await asyncio.sleep(0.1)
-
-    try:
-        await until("first list", lambda: state.snapshot.served == ("10.4.0.1", "10.4.0.2"))
+    async with running(discovery):
+        await wait_for_state(state, lambda s: s.served == ("10.4.0.1", "10.4.0.2"), "first list")
         await asyncio.to_thread(plane.stop_apiserver)
-        await until("stale while the API server is down", lambda: state.snapshot.stale)
+        await wait_for_state(state, lambda s: s.stale, "stale while the API server is down")
         assert state.snapshot.served == ("10.4.0.1", "10.4.0.2")
         assert state.snapshot.last_error_reason in {"unreachable", "timeout", "closed"}
         await asyncio.to_thread(plane.start_apiserver)
-        await until("fresh after restart", lambda: not state.snapshot.stale)
+        await wait_for_state(state, lambda s: not s.stale, "fresh after restart")
         create(plane, "default", k8s.endpoint_slice("db-2", "db", [("db-2", "10.4.0.3", True)]))
-        await until("a change after the restart", lambda: "10.4.0.3" in state.snapshot.served)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await wait_for_state(state, lambda s: "10.4.0.3" in s.served, "a change after the restart")
