@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 import pytest
 
 from tests import k8s_objects as k8s
+from tests.cassandra_checks import driver, poll
 from tests.harness import cassandra as harness
 from tests.harness.controlplane import ControlPlane, wait_until
 from tests.harness.pods import Sidecar, incluster_sidecar_env
@@ -305,30 +306,12 @@ def _print_measurements() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _driver(contact_point: str) -> Any:
-    try:
-        return harness.driver([contact_point])
-    except harness.DriverUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-def _poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def _pooled_hosts(session: Any, addresses: set[str], timeout: float = 60) -> dict[str, Any]:
     def pooled() -> dict[str, Any] | None:
         hosts = {str(h.address): h for h, pool in session.get_pool_state().items() if pool.get("open_count", 0) > 0}
         return hosts if addresses <= set(hosts) else None
 
-    return _poll(pooled, timeout, f"driver pools to {sorted(addresses)}")  # type: ignore[no-any-return]
+    return poll(pooled, timeout, f"driver pools to {sorted(addresses)}")  # type: ignore[no-any-return]
 
 
 def _log_time(line: str) -> float:
@@ -384,11 +367,11 @@ def test_ring_forms_with_cassandra_0_seeding_itself(ring: Ring) -> None:
 
 
 def test_driver_sees_three_nodes_up(ring: Ring) -> None:
-    cluster = _driver(ADDRESSES[0])
+    cluster = driver([ADDRESSES[0]])
     try:
         session = cluster.connect()
         hosts = _pooled_hosts(session, set(ADDRESSES))
-        _poll(lambda: all(h.is_up for h in cluster.metadata.all_hosts()), 60, "all hosts up in driver metadata")
+        poll(lambda: all(h.is_up for h in cluster.metadata.all_hosts()), 60, "all hosts up in driver metadata")
         assert {str(h.address) for h in cluster.metadata.all_hosts()} == set(ADDRESSES)
         host_ids = set()
         for address in ADDRESSES:
@@ -398,7 +381,7 @@ def test_driver_sees_three_nodes_up(ring: Ring) -> None:
                 return {str(r.peer) for r in rows} == set(ADDRESSES) - {address}
 
             # system.peers is written as gossip reaches each node: the last joiner can lag a moment.
-            _poll(sees_the_others, 60, f"{address}'s system.peers to list exactly the other two")
+            poll(sees_the_others, 60, f"{address}'s system.peers to list exactly the other two")
             local = session.execute("SELECT cluster_name, host_id FROM system.local", host=hosts[address]).one()
             assert local.cluster_name == CLUSTER_NAME
             host_ids.add(local.host_id)
@@ -416,8 +399,8 @@ def test_seed_list_change_reaches_running_gossiper(ring: Ring) -> None:
     zero, one, two = (ring.pods[p] for p in PODS)
     pids = {p.name: p.node.pid for p in ring.pods.values()}
     # Before: every node's Gossiper has the other two (the founder reloaded from [itself]).
-    _poll(lambda: _gossiper_seeds(zero.node) == [one.address, two.address], 60, "cassandra-0's Gossiper seeds = [1, 2]")
-    _poll(lambda: _gossiper_seeds(two.node) == [zero.address, one.address], 60, "cassandra-2's Gossiper seeds = [0, 1]")
+    poll(lambda: _gossiper_seeds(zero.node) == [one.address, two.address], 60, "cassandra-0's Gossiper seeds = [1, 2]")
+    poll(lambda: _gossiper_seeds(two.node) == [zero.address, one.address], 60, "cassandra-2's Gossiper seeds = [0, 1]")
 
     one.node.nodetool("disablebinary")
     unready_at = ring.keeper.wait_ready(one.name, False, timeout=30)
@@ -426,8 +409,8 @@ def test_seed_list_change_reaches_running_gossiper(ring: Ring) -> None:
     two.sidecar.wait_for_list([zero.address], timeout=30)
     one.sidecar.wait_for_list([zero.address, two.address], timeout=30)  # its own view: unchanged
     assert served_at - unready_at >= FLAP_GRACE_S - 0.5, "the unready seed must keep its place for the grace"
-    _poll(lambda: _gossiper_seeds(zero.node) == [two.address], 60, "cassandra-0's Gossiper seeds = [cassandra-2]")
-    _poll(lambda: _gossiper_seeds(two.node) == [zero.address], 60, "cassandra-2's Gossiper seeds = [cassandra-0]")
+    poll(lambda: _gossiper_seeds(zero.node) == [two.address], 60, "cassandra-0's Gossiper seeds = [cassandra-2]")
+    poll(lambda: _gossiper_seeds(two.node) == [zero.address], 60, "cassandra-2's Gossiper seeds = [cassandra-0]")
     reloaded = zero.node.wait_for_log(rf"Gossiper reloaded seeds: \[{re.escape(two.address)}\]", 10)
     MEASUREMENTS["seed-change"] = {
         "unready_to_served_s": served_at - unready_at,
@@ -437,8 +420,8 @@ def test_seed_list_change_reaches_running_gossiper(ring: Ring) -> None:
     one.node.nodetool("enablebinary")
     ring.keeper.wait_ready(one.name, True, timeout=30)
     zero.sidecar.wait_for_list([one.address, two.address], timeout=30)
-    _poll(lambda: _gossiper_seeds(zero.node) == [one.address, two.address], 60, "cassandra-0's seeds restored")
-    _poll(lambda: _gossiper_seeds(two.node) == [zero.address, one.address], 60, "cassandra-2's seeds restored")
+    poll(lambda: _gossiper_seeds(zero.node) == [one.address, two.address], 60, "cassandra-0's seeds restored")
+    poll(lambda: _gossiper_seeds(two.node) == [zero.address, one.address], 60, "cassandra-2's seeds restored")
     assert {p.name: p.node.pid for p in ring.pods.values()} == pids, "no node was restarted"
     assert all(p.node.is_running() for p in ring.pods.values())
     assert ring.keeper.errors == []
@@ -470,8 +453,8 @@ def test_node_starts_from_cache_when_its_sidecar_is_down(ring: Ring) -> None:
         status = zero.node.nodetool("status")
         return all(any(ln.startswith("UN") and a in ln for ln in status.splitlines()) for a in ADDRESSES)
 
-    _poll(all_up_normal, 60, "three UN nodes after the restart", interval=1.0)
-    cluster = _driver(ADDRESSES[0])
+    poll(all_up_normal, 60, "three UN nodes after the restart", interval=1.0)
+    cluster = driver([ADDRESSES[0]])
     try:
         session = cluster.connect()
         hosts = _pooled_hosts(session, set(ADDRESSES))

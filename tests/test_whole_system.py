@@ -29,7 +29,6 @@ network namespace), and the shim's ``url`` is that address instead of ``127.0.0.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import pytest
 
 from tests import deploy_support as d
+from tests.cassandra_checks import driver, poll
 from tests.harness import cassandra as harness
 from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
 from tests.harness.kubelet import pod_is_ready
@@ -73,24 +73,6 @@ def system(
 # --------------------------------------------------------------------------------------------------
 
 
-def _driver(contact_points: list[str]) -> Any:
-    try:
-        return harness.driver(contact_points)
-    except harness.DriverUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-def _poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def _status_lines(node: harness.CassandraNode) -> dict[str, str]:
     """``nodetool status`` of one node: address -> two-letter state (UN, DN, UJ, ...)."""
     out = node.nodetool("status")
@@ -111,7 +93,7 @@ class RingView:
 
 
 def _ring_view(ips: set[str]) -> RingView:
-    cluster = _driver(sorted(ips))
+    cluster = driver(sorted(ips))
     try:
         session = cluster.connect()
 
@@ -119,8 +101,8 @@ def _ring_view(ips: set[str]) -> RingView:
             hosts = {str(h.address): h for h, p in session.get_pool_state().items() if p.get("open_count", 0) > 0}
             return hosts if ips <= set(hosts) else None
 
-        hosts = _poll(pooled, 90, f"driver pools to {sorted(ips)}", interval=0.2)
-        _poll(lambda: all(h.is_up for h in cluster.metadata.all_hosts()), 60, "every driver host up", interval=0.2)
+        hosts = poll(pooled, 90, f"driver pools to {sorted(ips)}", interval=0.2)
+        poll(lambda: all(h.is_up for h in cluster.metadata.all_hosts()), 60, "every driver host up", interval=0.2)
         view = RingView(set(), {}, {}, {str(h.address): bool(h.is_up) for h in cluster.metadata.all_hosts()})
         for ip in sorted(ips):
             local = session.execute("SELECT cluster_name, host_id FROM system.local", host=hosts[ip]).one()
@@ -135,7 +117,7 @@ def _ring_view(ips: set[str]) -> RingView:
 
 def _assert_one_ring(system: System, pods: dict[str, d.Obj]) -> RingView:
     ips = {p["status"]["podIP"] for p in pods.values()}
-    _poll(lambda: _every_node_sees_up_normal(system, ips), 120, f"every node to see {sorted(ips)} all UN")
+    poll(lambda: _every_node_sees_up_normal(system, ips), 120, f"every node to see {sorted(ips)} all UN", 1.0)
 
     def settled_view() -> RingView | None:
         # system.peers is written as gossip reaches each node, a moment after nodetool shows UN.
@@ -143,7 +125,7 @@ def _assert_one_ring(system: System, pods: dict[str, d.Obj]) -> RingView:
         settled = all(set(view.peers.get(ip, {})) == ips - {ip} for ip in ips)
         return view if settled else None
 
-    view: RingView = _poll(settled_view, 60, f"every node's system.peers to list the other {len(ips) - 1}", 2.0)
+    view: RingView = poll(settled_view, 60, f"every node's system.peers to list the other {len(ips) - 1}", 2.0)
     assert view.cluster_names == {"cassandra"}, view.cluster_names
     assert len(set(view.host_ids.values())) == len(ips), view.host_ids
     for ip in ips:  # every node sees exactly the others, with the host ids they report themselves
@@ -201,7 +183,7 @@ def test_deleting_a_seed_pod_keeps_one_cluster(system: System) -> None:
 
     system.kubelet.delete_pod(system.namespace, "cassandra-0")
     system.kubelet.wait_for_pod_gone(system.namespace, "cassandra-0", uid=old_uid, timeout=60)
-    _poll(lambda: not old_node.is_running(), 60, "the deleted pod's Cassandra to stop", interval=0.2)
+    poll(lambda: not old_node.is_running(), 60, "the deleted pod's Cassandra to stop", interval=0.2)
 
     def recreated() -> d.Obj | None:
         pod = system.pods().get("cassandra-0")
@@ -209,7 +191,7 @@ def test_deleting_a_seed_pod_keeps_one_cluster(system: System) -> None:
             return None
         return pod
 
-    new = _poll(recreated, NODE_TIMEOUT_S, "cassandra-0 recreated and Ready")
+    new = poll(recreated, NODE_TIMEOUT_S, "cassandra-0 recreated and Ready", 1.0)
     new_ip = new["status"]["podIP"]
     assert new_ip != old_ip, "the stand-in never reuses an IP"
     proc = system.runner.wait_for_node("cassandra-0", uid=new["metadata"]["uid"], timeout=60)
