@@ -15,8 +15,6 @@ so a change of pin builds a fresh set and a warm lookup costs one ``go env`` cal
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -26,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.harness import processes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTROLPLANE_DIR = REPO_ROOT / "tests" / "controlplane"
@@ -174,25 +173,13 @@ def _complete(bin_dir: Path) -> bool:
     return all((bin_dir / name).is_file() for name in BINARIES)
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Serialise builds across processes (two pytest sessions, a shell and a test run)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_built(*, log: bool = True) -> Path:
     """Return the directory holding all control-plane binaries, building them first if needed."""
     key = build_key()
     bin_dir = cache_root() / key / "bin"
     if _complete(bin_dir):
         return bin_dir
-    with _locked(cache_root() / f"{key}.lock"):
+    with processes.file_lock(cache_root() / f"{key}.lock"):
         if _complete(bin_dir):  # another process built it while we waited for the lock
             return bin_dir
         _build_into(bin_dir, log=log)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -42,7 +41,7 @@ import sys
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -188,18 +187,6 @@ def _is_complete(home: Path, version: str) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Serialise fetches between processes (parallel pytest workers, a shell fetch in CI)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _require_maven() -> str:
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -245,7 +232,7 @@ def ensure_distribution(version: str = DEFAULT_VERSION, *, timeout_s: float = FE
     home = cache_root() / version
     if _is_complete(home, version):
         return home
-    with _exclusive_lock(cache_root() / f".{version}.lock"):
+    with processes.file_lock(cache_root() / f".{version}.lock"):
         if _is_complete(home, version):  # another process finished while we waited for the lock
             return home
         home.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import os
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -92,3 +93,15 @@ def rss_bytes(pid: int) -> int:
         return 0
     match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.MULTILINE)
     return int(match.group(1)) * 1024 if match else 0
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Serialise work across processes (two pytest sessions, a shell build and a test run)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
