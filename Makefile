@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 prerequisites: $(STAMP)
-	$(PY) -m tests.harness.build
+	$(PY) -m seedsvc_devcluster.build
 	cd java-shim && mvn -B -q -ntp package -DskipTests
-	$(PY) -m tests.harness.cassandra fetch
+	$(PY) -m seedsvc_devcluster.cassandra fetch
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -42,10 +42,10 @@ pytest: $(STAMP)
 test: prerequisites lint typecheck java pytest
 
 demo: prerequisites
-	$(PY) -m tests.harness.demo $(DEMO_ARGS)
+	$(PY) -m seedsvc_devcluster.demo $(DEMO_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m tests.harness.build
+	$(PY) -m seedsvc_devcluster.build
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:

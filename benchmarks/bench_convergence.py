@@ -37,7 +37,7 @@ from benchmarks.common import (
     summary,
     table,
 )
-from tests import k8s_objects as k8s
+from seedsvc_devcluster import k8s_objects as k8s
 
 NAMESPACE = "bench-conv"
 DNS_NAMESPACE = "bench-dns"

@@ -40,7 +40,7 @@ def _python_baseline() -> tuple[float, float]:
     subprocess.run([PYTHON, "-c", "pass"], check=True, cwd=ROOT, timeout=30)
     bare = time.monotonic() - t
     t = time.monotonic()
-    subprocess.run([PYTHON, "-c", "import sidecar.cli, sidecar.service, seedsvc.sources.kubernetes"],
+    subprocess.run([PYTHON, "-c", "import seedsvc_sidecar.cli, seedsvc_sidecar.service, seedsvc.sources.kubernetes"],
                    check=True, cwd=ROOT, timeout=30)
     return bare, time.monotonic() - t
 

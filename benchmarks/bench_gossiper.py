@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import AsyncApi, Cluster, kubernetes_env, log, ms, start_sidecar, summary, table
-from tests import k8s_objects as k8s
-from tests.harness import cassandra as harness
+from seedsvc_devcluster import cassandra as harness
+from seedsvc_devcluster import k8s_objects as k8s
 
 NAMESPACE = "bench-gossiper"
 SERVICE = "ring"

@@ -29,10 +29,10 @@ from typing import Any
 
 import aiohttp
 
-from tests import k8s_objects as k8s
-from tests.harness import build
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions, free_port
-from tests.harness.kubelet import Kubelet, KubeletOptions
+from seedsvc_devcluster import build
+from seedsvc_devcluster import k8s_objects as k8s
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, free_port
+from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -378,7 +378,7 @@ def start_sidecar(name: str, env: Mapping[str, str], log_dir: Path) -> Sidecar:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     full_env.update({"SEEDSVC_HOST": LOOPBACK, "SEEDSVC_PORT": str(port), "SEEDSVC_LOG_LEVEL": "warning",
-                     "PYTHONPATH": str(ROOT)})
+                     "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sidecar")])})
     full_env.update(env)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"sidecar-{name}.log"

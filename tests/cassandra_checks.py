@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import cassandra as harness
+from seedsvc_devcluster import cassandra as harness
 
 
 def driver(contact_points: Sequence[str]) -> Any:

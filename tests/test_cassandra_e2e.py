@@ -40,11 +40,11 @@ from typing import Any
 
 import pytest
 
-from tests import k8s_objects as k8s
+from seedsvc_devcluster import cassandra as harness
+from seedsvc_devcluster import k8s_objects as k8s
+from seedsvc_devcluster.controlplane import ControlPlane, wait_until
+from seedsvc_devcluster.pods import Sidecar, incluster_sidecar_env
 from tests.cassandra_checks import driver, poll
-from tests.harness import cassandra as harness
-from tests.harness.controlplane import ControlPlane, wait_until
-from tests.harness.pods import Sidecar, incluster_sidecar_env
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]
 

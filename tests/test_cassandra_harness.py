@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from seedsvc_devcluster import cassandra as harness
 from tests.cassandra_checks import driver
-from tests.harness import cassandra as harness
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
 # Not 127.0.0.x, like pod IPs, but outside the ranges other tests use (kubelet stand-in 127.0.10.x,
@@ -88,7 +88,7 @@ def _wait_gone(pid: int, timeout: float) -> None:
 def test_pod_ip_node_serves_cql_and_dies_with_a_normal_exit(tmp_path: Path) -> None:
     """A node on a pod-like 127.0.x.y address serves CQL; an interpreter exit without stop() kills it."""
     code = f"""
-        from tests.harness.cassandra import CassandraNode
+        from seedsvc_devcluster.cassandra import CassandraNode
         node = CassandraNode({POD_LIKE_ADDRESSES[0]!r}, {str(tmp_path / "pod")!r}, cluster_name="pods")
         node.start()
         node.wait_for_cql(240)
@@ -105,7 +105,7 @@ def test_jvm_dies_when_the_test_process_is_killed(tmp_path: Path) -> None:
     """PR_SET_PDEATHSIG: SIGKILL of the Python process takes its JVM along, with no cleanup code run."""
     code = f"""
         import time
-        from tests.harness.cassandra import CassandraNode
+        from seedsvc_devcluster.cassandra import CassandraNode
         node = CassandraNode({POD_LIKE_ADDRESSES[1]!r}, {str(tmp_path / "orphan")!r})
         node.start()
         print(node.pid, flush=True)

@@ -18,9 +18,9 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions, kube_json
-from tests.harness.fixtures import ControlPlaneFactory
-from tests.harness.kubelet import TERMINATION_DELAY_ANNOTATION, Kubelet, KubeletOptions, Pod, dump, poll
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions, kube_json
+from seedsvc_devcluster.kubelet import TERMINATION_DELAY_ANNOTATION, Kubelet, KubeletOptions, Pod, dump, poll
+from tests.cluster_fixtures import ControlPlaneFactory
 
 pytestmark = pytest.mark.controlplane
 

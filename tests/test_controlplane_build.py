@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import build
+from seedsvc_devcluster import build
 
 UPSTREAM_GOMOD_SAMPLE = """module k8s.io/kubernetes
 

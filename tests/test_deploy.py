@@ -1,7 +1,7 @@
 """deploy/: every overlay renders, the real API server accepts every object, the RBAC is exactly
 enough for the real sidecar code, and the Cassandra image's entrypoint renders a sound cassandra.yaml.
 
-Rendering uses the kubectl built by tests/harness/build.py (its embedded kustomize), so these tests
+Rendering uses the kubectl built by seedsvc_devcluster/build.py (its embedded kustomize), so these tests
 need the control-plane binaries even where no API server is involved; the entrypoint tests need
 only bash.
 """
@@ -29,10 +29,10 @@ from seedsvc.selection import Mode
 from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, SourceEvent, View
 from seedsvc.sources.kubernetes import KubernetesSource
-from tests import deploy_support as d
-from tests.harness import build
-from tests.harness.controlplane import ControlPlane, ControlPlaneError
-from tests.harness.kubelet import READY_ANNOTATION, Kubelet
+from seedsvc_devcluster import build
+from seedsvc_devcluster import deploy_support as d
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneError
+from seedsvc_devcluster.kubelet import READY_ANNOTATION, Kubelet
 
 WAIT_S = 60.0
 """Bound for anything the API server, the controllers or the kubelet stand-in do within seconds."""
@@ -53,7 +53,7 @@ def _kubectl() -> Path:
     try:
         bin_dir = build.ensure_built()
     except build.BuildError as exc:
-        pytest.fail(f"kubectl is needed to render deploy/ and comes from tests/controlplane: {exc}", pytrace=False)
+        pytest.fail(f"kubectl is needed to render deploy/ and comes from seedsvc_devcluster/go: {exc}", pytrace=False)
     kubectl = bin_dir / "kubectl"
     if not kubectl.is_file():
         pytest.fail(f"the control-plane build in {bin_dir} has no kubectl", pytrace=False)

@@ -45,11 +45,11 @@ from seedsvc.sources.dns import (
 )
 from seedsvc.sources.events import Failure, SourceEvent, View
 from seedsvc.state import SeedState
-from tests import dnsserver
+from seedsvc_devcluster import dnsserver
+from seedsvc_devcluster.controlplane import ControlPlane, kube_json
+from seedsvc_devcluster.dnsserver import CoreDns, a, aaaa, srv
+from seedsvc_devcluster.kubelet import Kubelet
 from tests.discovery_run import running, wait_for_state
-from tests.dnsserver import CoreDns, a, aaaa, srv
-from tests.harness.controlplane import ControlPlane, kube_json
-from tests.harness.kubelet import Kubelet
 
 DOMAIN = "cluster.local."
 SERVICE = "cassandra.ns.svc"  # relative to the zone

@@ -24,15 +24,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from seedsvc_sidecar.documents import readiness_document, seeds_document
+from seedsvc_sidecar.health import Health
+from seedsvc_sidecar.metrics import Metrics
+from seedsvc_sidecar.serving import MAX_WAIT, SEEDS_PARAMETERS, entity_tag, make_app, seeds_reply
 
 from seedsvc.records import Endpoint, Identity
 from seedsvc.selection import Mode, Policy, Selection, select
 from seedsvc.sources.events import Failure, Restart, View
 from seedsvc.state import SeedState, Snapshot
-from sidecar.documents import readiness_document, seeds_document
-from sidecar.health import Health
-from sidecar.metrics import Metrics
-from sidecar.serving import MAX_WAIT, SEEDS_PARAMETERS, entity_tag, make_app, seeds_reply
 
 SEEDS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
 

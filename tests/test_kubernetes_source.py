@@ -1,4 +1,4 @@
-"""The Kubernetes source against the real control plane (tests/controlplane): list/watch, 410, RBAC, tokens."""
+"""The Kubernetes source against the real control plane (seedsvc_devcluster/go): list/watch, 410, RBAC, tokens."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, Restart, SourceEvent, View
 from seedsvc.sources.kubernetes import KubernetesSource
 from seedsvc.state import SeedState
-from tests import k8s_objects as k8s
+from seedsvc_devcluster import k8s_objects as k8s
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, issue_cert, make_ca
+from seedsvc_devcluster.faults import HidingApiProxy, TcpProxy
+from seedsvc_devcluster.kubelet import Kubelet
+from tests.cluster_fixtures import ControlPlaneFactory
 from tests.discovery_run import running, wait_for_state
-from tests.faults import HidingApiProxy, TcpProxy
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions, issue_cert, make_ca
-from tests.harness.fixtures import ControlPlaneFactory
-from tests.harness.kubelet import Kubelet
 
 pytestmark = pytest.mark.controlplane
 

@@ -1,17 +1,17 @@
-"""sidecar.metrics.Metrics: the discovery observer and scrape-time gauges, without HTTP."""
+"""seedsvc_sidecar.metrics.Metrics: the discovery observer and scrape-time gauges, without HTTP."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from prometheus_client import generate_latest
+from seedsvc_sidecar.metrics import Metrics, label_value
 
 from seedsvc.discovery import Observer
 from seedsvc.records import Endpoint, Identity
 from seedsvc.selection import Memory, Mode, Policy, Selection, select
 from seedsvc.sources.events import Failure, Restart, View
 from seedsvc.state import SeedState, Snapshot
-from sidecar.metrics import Metrics, label_value
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:

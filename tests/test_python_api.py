@@ -11,8 +11,8 @@ import pytest
 import seedsvc
 from seedsvc.selection import Mode
 from seedsvc.settings import ConfigError
-from tests import k8s_objects as k8s
-from tests.harness.controlplane import ControlPlane
+from seedsvc_devcluster import k8s_objects as k8s
+from seedsvc_devcluster.controlplane import ControlPlane
 from tests.test_kubernetes_source import create
 
 

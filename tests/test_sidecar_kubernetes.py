@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests import k8s_objects as k8s
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
-from tests.harness.fixtures import ControlPlaneFactory
-from tests.sidecar_process import Served, run, start
+from seedsvc_devcluster import k8s_objects as k8s
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
+from seedsvc_devcluster.sidecar_process import Served, run, start
+from tests.cluster_fixtures import ControlPlaneFactory
 from tests.test_kubernetes_source import create
 
 pytestmark = pytest.mark.controlplane

@@ -8,7 +8,7 @@ real seedsvc sidecar and a real Cassandra 5.0 node for every pod.
   pods, gives them loopback IPs that are never reused, and sets readiness from the pod's real
   readinessProbe: a TCP connect to the Cassandra container's ``cql`` port (9042) on the pod IP. So a
   pod is Ready exactly when its Cassandra serves CQL, and the EndpointSlice controller publishes it.
-- The stand-in runs no processes; :class:`tests.harness.pods.PodReconciler` plays the container
+- The stand-in runs no processes; :class:`seedsvc_devcluster.pods.PodReconciler` plays the container
   runtime. For every live pod it starts the sidecar as the manifest configures it (its environment,
   ``POD_NAME``/``POD_IP``/``POD_NAMESPACE`` from the pod, a token of the pod's ServiceAccount from the
   TokenRequest API), waits for its ``/readyz`` (the native sidecar's startupProbe), then starts a
@@ -35,12 +35,12 @@ from typing import Any
 
 import pytest
 
-from tests import deploy_support as d
+from seedsvc_devcluster import cassandra as harness
+from seedsvc_devcluster import deploy_support as d
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
+from seedsvc_devcluster.kubelet import pod_is_ready
+from seedsvc_devcluster.system import NODE_TIMEOUT_S, System, SystemUnavailable, running_system
 from tests.cassandra_checks import driver, poll
-from tests.harness import cassandra as harness
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
-from tests.harness.kubelet import pod_is_ready
-from tests.harness.system import NODE_TIMEOUT_S, System, SystemUnavailable, running_system
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]
 

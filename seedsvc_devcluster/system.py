@@ -13,14 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import deploy_support as d
-from tests.harness import build
-from tests.harness import cassandra as harness
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions, wait_until
-from tests.harness.kubelet import Kubelet, KubeletOptions
-from tests.harness.pods import PodReconciler, Sidecar, base_environment
+from seedsvc_devcluster import build
+from seedsvc_devcluster import cassandra as harness
+from seedsvc_devcluster import deploy_support as d
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
+from seedsvc_devcluster.pods import PodReconciler, Sidecar, base_environment
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SHIM_JAR = REPO / "java-shim" / "target" / "seedsvc-cassandra-shim.jar"
 SHIM_CLASS = "io.seedsvc.cassandra.SidecarSeedProvider"
 OVERLAY = "statefulset"

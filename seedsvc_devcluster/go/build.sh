@@ -3,4 +3,4 @@
 # `build.sh pin` regenerates the go.mod/go.sum files after a change to versions.env.
 set -eu
 cd "$(dirname "$0")/../.."
-exec python3 -m tests.harness.build "$@"
+exec python3 -m seedsvc_devcluster.build "$@"

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness.controlplane import kube_json
+from seedsvc_devcluster.controlplane import kube_json
 
 READY_ANNOTATION = "kubelet.seedsvc.test/ready"
 TERMINATION_DELAY_ANNOTATION = "kubelet.seedsvc.test/termination-delay-seconds"

@@ -1,15 +1,15 @@
 """Real Apache Cassandra nodes for tests: one JVM per node on a loopback address.
 
 The server classpath comes from Maven Central only (``org.apache.cassandra:cassandra-all`` and its
-runtime dependencies, resolved by ``tests/harness/cassandra_dist/pom.xml``) and is cached in
+runtime dependencies, resolved by ``seedsvc_devcluster/cassandra_dist/pom.xml``) and is cached in
 ``~/.cache/seedsvc/cassandra/<version>/lib/``. Each node gets its own directory holding a generated
 ``cassandra.yaml``, ``logback.xml``, the data, commit log, hints and caches, ``system.log`` and
 ``stdout.log``.
 
 Shell usage (from the repository root)::
 
-    python3 -m tests.harness.cassandra fetch            # download if needed, print the distribution dir
-    python3 -m tests.harness.cassandra run --address 127.0.0.1 --data-dir /tmp/c1   # one node, Ctrl-C stops
+    python3 -m seedsvc_devcluster.cassandra fetch            # download if needed, print the distribution dir
+    python3 -m seedsvc_devcluster.cassandra run --address 127.0.0.1 --data-dir /tmp/c1   # one node, Ctrl-C stops
 
 Python usage::
 
@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from tests.harness import processes
+from seedsvc_devcluster import processes
 
 # The newest 5.0.x on Maven Central when this was written; keep in sync with cassandra_dist/pom.xml.
 DEFAULT_VERSION: Final = "5.0.9"
@@ -53,7 +53,7 @@ SIMPLE_SEED_PROVIDER: Final = "org.apache.cassandra.locator.SimpleSeedProvider"
 CASSANDRA_MAIN_CLASS: Final = "org.apache.cassandra.service.CassandraDaemon"
 NODETOOL_MAIN_CLASS: Final = "org.apache.cassandra.tools.NodeTool"
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 DIST_POM: Final = Path(__file__).resolve().parent / "cassandra_dist" / "pom.xml"
 STORAGE_PORT: Final = 7000
 NATIVE_PORT: Final = 9042
@@ -156,7 +156,7 @@ class CassandraHarnessError(RuntimeError):
 def cache_root() -> Path:
     """``$SEEDSVC_CACHE_DIR`` or ``$XDG_CACHE_HOME/seedsvc`` or ``~/.cache/seedsvc``, plus cassandra.
 
-    The same rule as the control-plane cache in ``tests/harness/build.py``.
+    The same rule as the control-plane cache in ``seedsvc_devcluster/build.py``.
     """
     explicit = os.environ.get("SEEDSVC_CACHE_DIR")
     if explicit:
@@ -906,7 +906,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3 -m tests.harness.cassandra",
+        prog="python3 -m seedsvc_devcluster.cassandra",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

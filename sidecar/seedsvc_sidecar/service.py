@@ -17,9 +17,9 @@ from seedsvc.records import Identity
 from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
 from seedsvc.state import SeedState, StateFile, StateFileError
-from sidecar.health import Health
-from sidecar.metrics import Metrics
-from sidecar.serving import make_app
+from seedsvc_sidecar.health import Health
+from seedsvc_sidecar.metrics import Metrics
+from seedsvc_sidecar.serving import make_app
 
 log = logging.getLogger("seedsvc.serve")
 

@@ -1,7 +1,7 @@
 """Per-pod processes for the end-to-end tests: a real ``seedsvc serve`` per pod, and a small reconciler
 that plays the container runtime for pods the kubelet stand-in runs.
 
-The kubelet stand-in (``tests/harness/kubelet.py``) only writes pod status; it starts no process. For
+The kubelet stand-in (``seedsvc_devcluster/kubelet.py``) only writes pod status; it starts no process. For
 the whole-system test something must do what a kubelet's container runtime does:
 
 - a pod appears with an IP: start its seedsvc sidecar (in-cluster token files of the pod's
@@ -17,7 +17,7 @@ so this module does not depend on any particular manifest.
 
 Nothing is left behind: every sidecar runs in its own process group, is killed by a finalizer and an
 atexit hook, and (when started from the main thread) dies with the test process (PR_SET_PDEATHSIG).
-Cassandra nodes have the same guarantees from ``tests/harness/cassandra.py``.
+Cassandra nodes have the same guarantees from ``seedsvc_devcluster/cassandra.py``.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tests.harness import processes
-from tests.harness.cassandra import NATIVE_PORT, STARTUP_COMPLETE_MARKER, CassandraNode
-from tests.harness.controlplane import ControlPlane
+from seedsvc_devcluster import processes
+from seedsvc_devcluster.cassandra import NATIVE_PORT, STARTUP_COMPLETE_MARKER, CassandraNode
+from seedsvc_devcluster.controlplane import ControlPlane
 
 LISTENING = re.compile(r"listening on http://(?P<host>[^:/\s\"]+):(?P<port>\d+)")
 SIDECAR_START_TIMEOUT_S = 30.0

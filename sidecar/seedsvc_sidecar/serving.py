@@ -25,9 +25,9 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from seedsvc.state import SeedState, Snapshot
-from sidecar.documents import readiness_document, seeds_document, unservable_reason
-from sidecar.health import Health
-from sidecar.metrics import Metrics
+from seedsvc_sidecar.documents import readiness_document, seeds_document, unservable_reason
+from seedsvc_sidecar.health import Health
+from seedsvc_sidecar.metrics import Metrics
 
 log = logging.getLogger("seedsvc.http")
 

@@ -21,7 +21,7 @@ from seedsvc import __version__
 from seedsvc.settings import OPTIONS, ConfigError, Option, Settings, load
 from seedsvc.sources.checks import Check
 from seedsvc.state import candidate_json
-from sidecar.logs import setup_logging
+from seedsvc_sidecar.logs import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 SEEDS_TIMEOUT = 10.0
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(log_format=settings.log_format, level=settings.log_level)
     try:
         if args.command == "serve":
-            from sidecar.service import serve
+            from seedsvc_sidecar.service import serve
 
             return asyncio.run(serve(settings))
         if args.command == "seeds":

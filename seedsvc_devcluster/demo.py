@@ -1,12 +1,12 @@
 """`make demo`: the whole system on one machine, /seeds changing live.
 
-    python -m tests.harness.demo            # deploy/'s StatefulSet, a real sidecar and a real Cassandra 5.0
+    python -m seedsvc_devcluster.demo            # deploy/'s StatefulSet, a real sidecar and a real Cassandra 5.0
                                             # node per pod: the ring forms, then scales to 4
-    python -m tests.harness.demo --light    # no Cassandra: sidecars only, readiness toured step by step
+    python -m seedsvc_devcluster.demo --light    # no Cassandra: sidecars only, readiness toured step by step
     ... --no-hold                           # tear everything down after the tour instead of waiting
 
 Everything runs on loopback: etcd, kube-apiserver, kube-controller-manager (and CoreDNS) from
-tests/controlplane, the kubelet stand-in giving pods 127.0.x.y addresses, and `seedsvc serve` run
+seedsvc_devcluster/go, the kubelet stand-in giving pods 127.0.x.y addresses, and `seedsvc serve` run
 exactly as in a pod (in-cluster token files, POD_NAME/POD_IP from the pod, the RBAC from deploy/).
 """
 
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests import k8s_objects as k8s
-from tests.harness import build
-from tests.harness.controlplane import ControlPlane, ControlPlaneOptions
-from tests.harness.kubelet import Kubelet, KubeletOptions, pod_is_ready
-from tests.harness.system import System, running_system
+from seedsvc_devcluster import build
+from seedsvc_devcluster import k8s_objects as k8s
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
+from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions, pod_is_ready
+from seedsvc_devcluster.system import System, running_system
 
 NAMESPACE = "demo"
 READY_ANNOTATION = "kubelet.seedsvc.test/ready"

@@ -1,8 +1,8 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager, CoreDNS.
 
-From pytest use the ``control_plane`` fixture (tests/harness/fixtures.py). From a shell::
+From pytest use the ``control_plane`` fixture (tests/cluster_fixtures.py). From a shell::
 
-    python3 -m tests.harness.controlplane up --dir /tmp/cp [--kubelet] [--no-watch-cache] ...
+    python3 -m seedsvc_devcluster.controlplane up --dir /tmp/cp [--kubelet] [--no-watch-cache] ...
 
 prints where the admin kubeconfig is and runs until SIGINT/SIGTERM, then tears everything down.
 
@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubernetes.client import ApiClient
 
-from tests.harness import build
+from seedsvc_devcluster import build
 
 LOOPBACK = "127.0.0.1"
 
@@ -819,7 +819,7 @@ def kube_json(
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python3 -m tests.harness.controlplane")
+    parser = argparse.ArgumentParser(prog="python3 -m seedsvc_devcluster.controlplane")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the control plane and run until SIGINT/SIGTERM")
     up.add_argument("--dir", type=Path, required=True, help="state directory (PKI, kubeconfig, etcd data, logs)")
@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     with _stop_on_signals() as stop, ControlPlane(args.dir.resolve(), options) as plane:
         kubelet = None
         if args.kubelet:
-            from tests.harness.kubelet import Kubelet, KubeletOptions
+            from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
 
             kubelet = Kubelet.from_kubeconfig(plane.kubeconfig, KubeletOptions(probe=args.probe)).start()
         print(f"kubeconfig: {plane.kubeconfig}", flush=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.harness import build
-from tests.harness.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions, wait_until
-from tests.harness.kubelet import Kubelet, KubeletOptions
+from seedsvc_devcluster import build
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
 
 ControlPlaneFactory = Callable[[ControlPlaneOptions], ControlPlane]
 
@@ -32,7 +32,7 @@ ControlPlaneFactory = Callable[[ControlPlaneOptions], ControlPlane]
 NAMESPACE_READY_TIMEOUT_S = 30.0
 
 
-# Markers whose tests need the binaries from tests/controlplane.
+# Markers whose tests need the binaries from seedsvc_devcluster/go.
 NEEDS_BINARIES = ("controlplane", "dns")
 
 _build_error: list[str] = []
@@ -54,11 +54,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _binaries() -> Path:
     if _build_error:
-        pytest.fail(f"cannot build the test control plane (tests/controlplane): {_build_error[0]}", pytrace=False)
+        pytest.fail(f"cannot build the test control plane (seedsvc_devcluster/go): {_build_error[0]}", pytrace=False)
     try:
         return build.ensure_built()
     except build.BuildError as exc:
-        pytest.fail(f"cannot build the test control plane (tests/controlplane): {exc}", pytrace=False)
+        pytest.fail(f"cannot build the test control plane (seedsvc_devcluster/go): {exc}", pytrace=False)
 
 
 def _start(directory: Path, options: ControlPlaneOptions) -> ControlPlane:

@@ -28,7 +28,7 @@ _OURS = ("CASSANDRA_", "SEEDSVC_", "POD_", "KUBERNETES_")
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without any setting of ours, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS) and k != "KUBECONFIG"}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "sidecar"), env.get("PYTHONPATH", "")])
     env.update(extra or {})
     return env
 

@@ -13,7 +13,7 @@ new serial. Every fault the tests need comes from CoreDNS itself:
 - timeout: ``pause()`` stops the process with SIGSTOP, so queries queue in the socket and nobody
   answers; ``resume()`` sends SIGCONT. No plugin is needed (the test build has no ``erratic``).
 
-The binary comes from ``tests.harness.build.ensure_built()``, the same pinned, cached build as the
+The binary comes from ``seedsvc_devcluster.build.ensure_built()``, the same pinned, cached build as the
 control plane's, so CI builds it from a cold cache like everything else.
 """
 
@@ -39,7 +39,7 @@ import dns.query
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
-from tests.harness import build
+from seedsvc_devcluster import build
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -54,14 +54,14 @@ class DnsServerError(RuntimeError):
 
 
 def coredns_binary() -> Path:
-    """The pinned CoreDNS, built (and cached) by tests/harness/build.py if needed."""
+    """The pinned CoreDNS, built (and cached) by seedsvc_devcluster/build.py if needed."""
     try:
         bin_dir = build.ensure_built()
     except build.BuildError as exc:
-        raise DnsServerError(f"cannot build CoreDNS from tests/controlplane: {exc}") from exc
+        raise DnsServerError(f"cannot build CoreDNS from seedsvc_devcluster/go: {exc}") from exc
     binary = bin_dir / "coredns"
     if not binary.is_file():
-        raise DnsServerError(f"tests/harness/build.py reported {bin_dir} but it holds no coredns binary")
+        raise DnsServerError(f"seedsvc_devcluster/build.py reported {bin_dir} but it holds no coredns binary")
     return binary
 
 
