@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from seedsvc_devcluster.controlplane import kube_json
+from seedsvc_devcluster import polling
+from seedsvc_devcluster.api_client import kube_json
 
 READY_ANNOTATION = "kubelet.seedsvc.test/ready"
 TERMINATION_DELAY_ANNOTATION = "kubelet.seedsvc.test/termination-delay-seconds"
@@ -529,15 +530,8 @@ class Kubelet:
 
 
 def poll(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1) -> T:
-    """Call `check` until it returns something other than None (or False); raise after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            raise KubeletError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """Call `check` until it returns something other than None (or False); KubeletError after `timeout`."""
+    return polling.poll(check, timeout=timeout, what=what, interval=interval, error=KubeletError)
 
 
 def _resolve_port(port: Any, container: dict[str, Any]) -> int | None:

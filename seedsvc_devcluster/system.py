@@ -16,12 +16,14 @@ from pathlib import Path
 from seedsvc_devcluster import build
 from seedsvc_devcluster import cassandra as harness
 from seedsvc_devcluster import deploy_support as d
-from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
 from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
-from seedsvc_devcluster.pods import PodReconciler, Sidecar, base_environment
+from seedsvc_devcluster.local_cluster import LocalCluster
+from seedsvc_devcluster.paths import SHIM_JAR
+from seedsvc_devcluster.pods import PodReconciler
+from seedsvc_devcluster.sidecar_process import SidecarProcess as Sidecar
+from seedsvc_devcluster.sidecar_process import clean_env
 
-REPO = Path(__file__).resolve().parents[1]
-SHIM_JAR = REPO / "java-shim" / "target" / "seedsvc-cassandra-shim.jar"
 SHIM_CLASS = "io.seedsvc.cassandra.SidecarSeedProvider"
 OVERLAY = "statefulset"
 SELECTOR = "app.kubernetes.io/name=cassandra"
@@ -92,7 +94,7 @@ def _sidecar_factory(plane: ControlPlane, workdir: Path) -> Callable[[d.Obj], Si
             "SEEDSVC_HOST": ip,
             "SEEDSVC_PORT": "0",
         }
-        return Sidecar(name, {**base_environment(), **env}, incarnation / "sidecar.log")
+        return Sidecar(name, clean_env(env), incarnation / "sidecar.log")
 
     return make
 
@@ -136,17 +138,13 @@ def running_system(
     harness.ensure_distribution()
     kubectl = build.ensure_built(log=False) / "kubectl"
     # Our own cluster (no CoreDNS: nothing here resolves names), so no other kubelet stand-in runs on it.
-    plane = plane_factory(ControlPlaneOptions(coredns=False))
-    kubelet = Kubelet.from_kubeconfig(
-        plane.kubeconfig, KubeletOptions(probe=True, first_pod_ip=first_pod_ip, probe_timeout_s=1.0)
+    cluster = LocalCluster(
+        workdir,
+        kubelet_options=KubeletOptions(probe=True, first_pod_ip=first_pod_ip, probe_timeout_s=1.0),
+        adopt=plane_factory(ControlPlaneOptions(coredns=False)),
     ).start()
-    namespace = f"whole-system-{uuid.uuid4().hex[:6]}"
-    plane.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    wait_until(
-        lambda: plane.exists(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
-        timeout_s=30,
-        what="the namespace's default ServiceAccount",
-    )
+    plane, kubelet = cluster.plane, cluster.kubelet
+    namespace = cluster.create_namespace(f"whole-system-{uuid.uuid4().hex[:6]}")
     manifest = d.in_namespace(kubectl, OVERLAY, namespace, workdir / "kustomize")
     objects = d.parse(manifest)
     runner = PodReconciler(
@@ -167,6 +165,4 @@ def running_system(
         yield system
     finally:
         runner.stop()
-        kubelet.stop()
-        kubelet.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
-        plane.stop()
+        cluster.stop()
