@@ -104,6 +104,8 @@ class Event:
 class PodReconciler:
     """Runs a sidecar and a Cassandra node for every live pod matching ``label_selector``.
 
+    With ``node_factory=None`` it runs sidecars only (``python -m seedsvc_devcluster statefulset``).
+
     A pod is live when it has an IP, phase Running and no deletionTimestamp. Per pod name at most one
     incarnation runs at a time: when the uid changes or the pod stops being live, the old node is
     stopped (SIGTERM, drain) and its sidecar after it, before anything new starts. Start-up order
@@ -121,7 +123,7 @@ class PodReconciler:
         label_selector: str,
         *,
         sidecar_factory: SidecarFactory,
-        node_factory: NodeFactory,
+        node_factory: NodeFactory | None,
         interval_s: float = 0.5,
         sidecar_gate_timeout_s: float = 600.0,
     ) -> None:
@@ -246,6 +248,8 @@ class PodReconciler:
                 self._start_sidecar(pod)
                 continue
             proc = found
+            if proc.node is None and self.node_factory is None:
+                continue  # sidecars only
             if proc.node is None:
                 if proc.sidecar.is_ready():
                     self._start_node(proc, pod)
@@ -283,6 +287,7 @@ class PodReconciler:
         self._event(name, f"sidecar started on {sidecar.base_url} (uid {uid[:8]}, IP {ip})")
 
     def _start_node(self, proc: PodProcesses, pod: Pod) -> None:
+        assert self.node_factory is not None
         node = self.node_factory(pod, proc.sidecar)
         node.start()
         proc.node, proc.node_started = node, time.monotonic()

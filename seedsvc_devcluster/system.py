@@ -133,18 +133,38 @@ def running_system(
     plane_factory: Callable[[ControlPlaneOptions], ControlPlane], workdir: Path, *, first_pod_ip: str = FIRST_POD_IP
 ) -> Iterator[System]:
     """Apply the StatefulSet overlay to a control plane of its own and run every pod's processes."""
-    if not SHIM_JAR.is_file():
-        raise SystemUnavailable(f"{SHIM_JAR} is missing: `cd java-shim && mvn -B -q -ntp package -DskipTests`")
-    harness.ensure_distribution()
-    kubectl = build.ensure_built(log=False) / "kubectl"
+    require_cassandra_prerequisites()
     # Our own cluster (no CoreDNS: nothing here resolves names), so no other kubelet stand-in runs on it.
     cluster = LocalCluster(
         workdir,
         kubelet_options=KubeletOptions(probe=True, first_pod_ip=first_pod_ip, probe_timeout_s=1.0),
         adopt=plane_factory(ControlPlaneOptions(coredns=False)),
     ).start()
-    plane, kubelet = cluster.plane, cluster.kubelet
-    namespace = cluster.create_namespace(f"whole-system-{uuid.uuid4().hex[:6]}")
+    try:
+        namespace = cluster.create_namespace(f"whole-system-{uuid.uuid4().hex[:6]}")
+        with statefulset_in(cluster.plane, cluster.kubelet, namespace, workdir) as system:
+            yield system
+    finally:
+        cluster.stop()
+
+
+def require_cassandra_prerequisites() -> None:
+    """The shim jar and the Cassandra distribution; fetches the latter if needed."""
+    if not SHIM_JAR.is_file():
+        raise SystemUnavailable(f"{SHIM_JAR} is missing: `cd java-shim && mvn -B -q -ntp package -DskipTests`")
+    harness.ensure_distribution()
+
+
+@contextlib.contextmanager
+def statefulset_in(
+    plane: ControlPlane, kubelet: Kubelet, namespace: str, workdir: Path, *, cassandra: bool = True
+) -> Iterator[System]:
+    """deploy/overlays/statefulset applied to ``namespace`` (which must exist), its pods' processes running.
+
+    ``kubelet`` runs the pods (or, when another process runs the stand-in, only lists them).
+    Without ``cassandra`` each pod runs its sidecar only. Leaves the namespace and its objects.
+    """
+    kubectl = build.ensure_built(log=False) / "kubectl"
     manifest = d.in_namespace(kubectl, OVERLAY, namespace, workdir / "kustomize")
     objects = d.parse(manifest)
     runner = PodReconciler(
@@ -152,7 +172,7 @@ def running_system(
         namespace,
         SELECTOR,
         sidecar_factory=_sidecar_factory(plane, workdir),
-        node_factory=_node_factory(workdir),
+        node_factory=_node_factory(workdir) if cassandra else None,
     )
     system = System(plane, kubelet, runner, namespace, kubectl, objects, workdir)
     runner.start()
@@ -165,4 +185,3 @@ def running_system(
         yield system
     finally:
         runner.stop()
-        cluster.stop()

@@ -136,6 +136,23 @@ class Pki:
     service_account: KeyPair
 
 
+def existing_pki(directory: Path) -> Pki:
+    """The key pairs :func:`make_pki` wrote under ``<directory>/pki`` (for attaching to a running plane)."""
+    pki = directory / "pki"
+
+    def pair(stem: str) -> KeyPair:
+        return KeyPair(pki / f"{stem}.crt", pki / f"{stem}.key")
+
+    return Pki(
+        ca=pair("ca"),
+        apiserver=pair("apiserver"),
+        admin=pair("admin"),
+        controller_manager=pair("kube-controller-manager"),
+        coredns=pair("coredns"),
+        service_account=KeyPair(pki / "sa.pub", pki / "sa.key"),
+    )
+
+
 def make_pki(directory: Path, options: ControlPlaneOptions) -> Pki:
     pki = directory / "pki"
     pki.mkdir(exist_ok=True)

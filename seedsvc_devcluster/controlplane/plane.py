@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import ssl
 import time
 from collections.abc import Callable
@@ -18,9 +19,11 @@ from seedsvc_devcluster.controlplane.controller_manager import READY_PATH, contr
 from seedsvc_devcluster.controlplane.coredns import corefile
 from seedsvc_devcluster.controlplane.kubeconfig import write_kubeconfig
 from seedsvc_devcluster.controlplane.options import LOOPBACK, ControlPlaneError, ControlPlaneOptions
-from seedsvc_devcluster.controlplane.pki import Pki, make_pki
+from seedsvc_devcluster.controlplane.pki import Pki, existing_pki, make_pki
 
 _PORT_ATTEMPTS = 3
+# Written once everything runs: how a second process (attach) finds the components.
+_PORTS_FILE = "ports.json"
 _PORT_TAKEN = "address already in use"
 
 
@@ -65,10 +68,7 @@ class ControlPlane:
         began = time.monotonic()
         self.bin_dir = self.bin_dir or build.ensure_built()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._pki = make_pki(self.directory, self.options)
-        self.ca_file = self._pki.ca.cert
-        self._admin_tls = ssl.create_default_context(cafile=str(self._pki.ca.cert))
-        self._admin_tls.load_cert_chain(str(self._pki.admin.cert), str(self._pki.admin.key))
+        self._use_pki(make_pki(self.directory, self.options))
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             atexit.register(self.stop)  # stop() drops it, also after a failed attempt
             self._allocate_ports()
@@ -81,7 +81,31 @@ class ControlPlane:
                 if not (isinstance(exc, ControlPlaneError) and _PORT_TAKEN in str(exc)) or attempt == _PORT_ATTEMPTS:
                     raise
         self.startup_seconds = time.monotonic() - began
+        (self.directory / _PORTS_FILE).write_text(json.dumps(self._ports))
         return self
+
+    @classmethod
+    def attach(cls, directory: Path, options: ControlPlaneOptions | None = None) -> ControlPlane:
+        """A handle on a plane another process started in ``directory`` (``python -m seedsvc_devcluster up``).
+
+        It calls the API and mints tokens like the plane that started it; it owns no process, so
+        :meth:`stop` leaves the plane running.
+        """
+        try:
+            saved = json.loads((directory / _PORTS_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ControlPlaneError(f"no running control plane in {directory}: {exc}") from None
+        plane = cls(directory, options or ControlPlaneOptions())
+        plane._use_pki(existing_pki(directory))
+        plane._use_ports({name: int(port) for name, port in saved.items()})
+        plane.kubeconfig = directory / "admin.kubeconfig"
+        return plane
+
+    def _use_pki(self, pki: Pki) -> None:
+        self._pki = pki
+        self.ca_file = pki.ca.cert
+        self._admin_tls = ssl.create_default_context(cafile=str(pki.ca.cert))
+        self._admin_tls.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
 
     def _start_components(self) -> None:
         self.kubeconfig = write_kubeconfig(
@@ -115,13 +139,18 @@ class ControlPlane:
         self.stop()
 
     def _allocate_ports(self) -> None:
-        self._ports = {
-            "etcd-client": ports.free_port(),
-            "etcd-peer": ports.free_port(),
-            "apiserver": ports.free_port(),
-            "coredns": ports.free_port(udp_too=True),
-            "coredns-ready": ports.free_port(),
-        }
+        self._use_ports(
+            {
+                "etcd-client": ports.free_port(),
+                "etcd-peer": ports.free_port(),
+                "apiserver": ports.free_port(),
+                "coredns": ports.free_port(udp_too=True),
+                "coredns-ready": ports.free_port(),
+            }
+        )
+
+    def _use_ports(self, allocated: dict[str, int]) -> None:
+        self._ports = allocated
         self.server = f"https://{LOOPBACK}:{self._ports['apiserver']}"
         self.etcd_url = f"http://{LOOPBACK}:{self._ports['etcd-client']}"
         self.dns = (LOOPBACK, self._ports["coredns"])
