@@ -34,7 +34,7 @@ import dns.query
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
-from seedsvc_devcluster import build, ports, processes
+from seedsvc_devcluster import build, polling, ports, processes
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -244,19 +244,23 @@ class CoreDns:
         atexit.register(self.stop)
 
     def _wait_answering(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
         query = dns.message.make_query(self.origin, dns.rdatatype.SOA)
-        while True:
+
+        def alive() -> None:
             if self._process is None or not self._process.running():
                 raise DnsServerError(f"CoreDNS exited at start; last log lines:\n{self.log_tail()}")
-            with contextlib.suppress(dns.exception.Timeout, OSError):
+
+        def answers() -> bool:
+            try:
                 dns.query.udp(query, LOOPBACK, timeout=0.2, port=self.port)
-                return
-            if time.monotonic() > deadline:
-                raise DnsServerError(
-                    f"CoreDNS did not answer within {START_TIMEOUT_S:g}s; last log lines:\n{self.log_tail()}"
-                )
-            time.sleep(0.05)
+            except (dns.exception.Timeout, OSError):
+                return False
+            return True
+
+        try:
+            polling.poll(answers, timeout=START_TIMEOUT_S, what="CoreDNS to answer", interval=0.05, alive=alive)
+        except polling.PollTimeout as exc:
+            raise DnsServerError(f"{exc}; last log lines:\n{self.log_tail()}") from None
 
 
 @contextlib.contextmanager

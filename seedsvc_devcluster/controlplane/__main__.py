@@ -12,6 +12,8 @@ from pathlib import Path
 
 from seedsvc_devcluster.controlplane.options import ControlPlaneOptions
 from seedsvc_devcluster.controlplane.plane import ControlPlane
+from seedsvc_devcluster.kubelet import KubeletOptions
+from seedsvc_devcluster.local_cluster import LocalCluster
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,20 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         runtime_config=args.runtime_config,
         coredns_cache_s=args.coredns_cache,
     )
-    with _stop_on_signals() as stop, ControlPlane(args.dir.resolve(), options) as plane:
-        kubelet = None
-        if args.kubelet:
-            from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
-
-            kubelet = Kubelet.from_kubeconfig(plane.kubeconfig, KubeletOptions(probe=args.probe)).start()
+    kubelet_options = KubeletOptions(probe=args.probe) if args.kubelet else None
+    with (
+        _stop_on_signals() as stop,
+        ControlPlane(args.dir.resolve(), options) as plane,
+        LocalCluster(args.dir.resolve(), kubelet_options=kubelet_options, adopt=plane),
+    ):
         print(f"kubeconfig: {plane.kubeconfig}", flush=True)
         print(f"server:     {plane.server}", flush=True)
         print(f"dns:        {plane.dns[0]}:{plane.dns[1]} ({plane.cluster_domain})", flush=True)
         print(f"started in {plane.startup_seconds:.1f}s; Ctrl-C to stop", flush=True)
         while not stop.wait(1.0):
             plane.check_alive()
-        if kubelet is not None:
-            kubelet.stop()
     return 0
 
 
