@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from seedsvc.discovery import Discovery
-from seedsvc.records import Identity
 from seedsvc.selection import Candidate, Mode, Selection, select
 from seedsvc.settings import Settings, load
 from seedsvc.sources.events import Failure, View
@@ -84,8 +83,8 @@ async def current_seeds(settings: Settings | None = None, *, timeout: float = 10
             await updates.aclose()  # type: ignore[attr-defined]
     selection = select(
         view.endpoints if view else None,
-        policy=settings.policy,
-        identity=Identity(settings.pod_name, settings.pod_ip),
+        policy=settings.selection,
+        identity=settings.identity,
         now=time.monotonic(),
     )
     if not selection.served:
@@ -113,8 +112,8 @@ async def watch_seeds(settings: Settings | None = None) -> AsyncGenerator[SeedLi
     state = SeedState()
     discovery = Discovery(
         source=build_source(settings),
-        policy=settings.policy,
-        identity=Identity(settings.pod_name, settings.pod_ip),
+        policy=settings.selection,
+        identity=settings.identity,
         state=state,
     )
     task = asyncio.create_task(discovery.run(), name="seedsvc-discovery")

@@ -10,9 +10,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from seedsvc.options import setting
+
 # StatefulSet pods are named <statefulset>-<ordinal>:
 # https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#ordinal-index
 _ORDINAL = re.compile(r"^(?P<base>.+)-(?P<ordinal>0|[1-9][0-9]{0,8})$")
+# A pod name is a DNS subdomain (RFC 1123):
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-subdomain-names
+_POD_NAME = re.compile(r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
 
 
 class InvalidAddress(ValueError):
@@ -65,12 +70,24 @@ class Endpoint:
         return self.ready and not self.terminating
 
 
+def parse_pod_name(text: str) -> str:
+    """``text`` when it is a valid pod name; ValueError otherwise."""
+    if not _POD_NAME.match(text):
+        raise ValueError("not a valid pod name")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is asking: the caller's own pod, so it can be left out of the list it is served."""
+    """Who is asking: the caller's own pod, so it can be left out of the list it is served.
 
-    pod_name: str | None = None
-    pod_ip: str | None = None
+    Also the ``identity`` settings group: the downward API gives the sidecar both values.
+    """
+
+    pod_name: str | None = setting(None, flag="--pod-name", env="POD_NAME", parse=parse_pod_name, metavar="NAME",
+                                   help="this pod's name, left out of its own list; ordinal 0 may seed itself")
+    pod_ip: str | None = setting(None, flag="--pod-ip", env="POD_IP", parse=normalize_address, metavar="IP",
+                                 help="this pod's IP, left out of its own list")
 
     def is_self(self, endpoint: Endpoint) -> bool:
         if self.pod_name and endpoint.pod == self.pod_name:

@@ -133,7 +133,7 @@ class FakeExchange:
 
 
 def settings_for(**changes: Any) -> Settings:
-    base = Settings(
+    base = Settings.build(
         source="dns",
         dns_name=SEED_NAME.rstrip("."),
         dns_nameserver=("127.0.0.1", 53),
@@ -364,7 +364,7 @@ def test_source_without_any_nameserver_is_a_config_error(tmp_path: Path) -> None
 def test_query_names() -> None:
     assert DnsSource(settings_for()).query_name == SEED_NAME
     assert DnsSource(settings_for(srv_port_name="cql")).query_name == f"_cql._tcp.{SEED_NAME}"
-    default = Settings(source="dns", service="db", namespace="prod", dns_nameserver=("127.0.0.1", 53))
+    default = Settings.build(source="dns", service="db", namespace="prod", dns_nameserver=("127.0.0.1", 53))
     assert DnsSource(default).query_name == "db.prod.svc.cluster.local."
 
 
@@ -612,7 +612,7 @@ async def test_a_change_is_seen_within_the_ttl_bound(coredns: CoreDns, ttl: int)
     # Refresh bounds 0.2 s and 1.5 s: TTL 0 must be polled at the minimum, TTL 1 at its TTL, and
     # TTL 3600 at the maximum, not after an hour.
     settings = dns_settings(coredns, srv_port_name="cql", dns_min_refresh=0.2, dns_max_refresh=1.5)
-    bound = refresh_after(ttl, minimum=settings.dns_min_refresh, maximum=settings.dns_max_refresh)
+    bound = refresh_after(ttl, minimum=settings.dns.min_refresh, maximum=settings.dns.max_refresh)
     await coredns.changed(statefulset_records([0, 1, 2], ttl=ttl))
     async with updates_of(DnsSource(settings)) as events:
         assert addresses(await next_event(events)) == {pod_address(n) for n in (0, 1, 2)}
@@ -669,7 +669,7 @@ async def test_faults_are_failures_until_the_server_recovers(coredns: CoreDns, f
                 await coredns.changed(statefulset_records(AFTER))
         recovered, between = await event_until(events, is_view)
     assert isinstance(failure, Failure) and failure.reason == fault
-    assert failure.retry_in is not None and 0 < failure.retry_in <= settings.backoff_max
+    assert failure.retry_in is not None and 0 < failure.retry_in <= settings.discovery.backoff_max
     assert isinstance(retried, Failure) and retried.reason == fault
     assert all(isinstance(e, Failure) for e in between)
     # After a timeout the server answers with what it had; after the others, with the new records.
@@ -821,7 +821,7 @@ async def test_coredns_kubernetes_answers_nxdomain_for_a_headless_service_withou
     create_headless_statefulset(kube_api, namespace, replicas=3)
     pods = await asyncio.to_thread(kubelet.wait_for_pods, namespace, "app=cassandra", 3, timeout=60.0)
     by_pod = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
-    settings = Settings(
+    settings = Settings.build(
         source="dns", service="cassandra", namespace=namespace, cluster_domain=control_plane.cluster_domain,
         dns_nameserver=control_plane.dns, srv_port_name="cql",
         dns_min_refresh=0.2, dns_max_refresh=1.0, dns_timeout=1.0, backoff_max=0.5,

@@ -85,12 +85,12 @@ async def recording(settings: Settings) -> AsyncIterator[Recorder]:
 
 
 def admin_settings(plane: ControlPlane, namespace: str, **changes: Any) -> Settings:
-    return Settings(kubeconfig=plane.kubeconfig, namespace=namespace, backoff_max=2.0, **changes)
+    return Settings.build(kubeconfig=plane.kubeconfig, namespace=namespace, backoff_max=2.0, **changes)
 
 
 def incluster_settings(plane: ControlPlane, namespace: str, sa_dir: Path, **changes: Any) -> Settings:
     env = plane.incluster_env()
-    return Settings(
+    return Settings.build(
         namespace=namespace,
         kubernetes_host=env["KUBERNETES_SERVICE_HOST"],
         kubernetes_port=int(env["KUBERNETES_SERVICE_PORT"]),
@@ -227,7 +227,7 @@ async def test_a_410_during_the_watch_is_survived_without_missing_a_change(
     config = yaml.safe_load(plane.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
     kubeconfig.write_text(yaml.safe_dump(config))
-    settings = Settings(
+    settings = Settings.build(
         kubeconfig=kubeconfig,
         namespace=namespace,
         service="db",

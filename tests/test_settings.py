@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from seedsvc.settings import OPTIONS, ConfigError, Settings, cluster_domain_from_resolv_conf, host_port, load
+from seedsvc.settings import OPTIONS, ConfigError, Settings, cluster_domain_from_resolv_conf, load
+from seedsvc.values import host_port
 
 
 def no_namespace_file(_: Path) -> None:
@@ -16,7 +17,8 @@ def no_namespace_file(_: Path) -> None:
 def test_defaults_match_the_design_brief() -> None:
     settings = load({}, {}, serviceaccount_namespace=no_namespace_file, resolv_conf=Path("/nonexistent"))
     assert settings == Settings()
-    assert (settings.source, settings.service, settings.namespace, settings.count) == (
+    assert (settings.discovery.source, settings.discovery.service, settings.discovery.namespace,
+            settings.selection.count) == (
         "kubernetes",
         "cassandra",
         "default",
@@ -24,25 +26,25 @@ def test_defaults_match_the_design_brief() -> None:
     )
     assert settings.resolved_dns_name == "cassandra.default.svc.cluster.local"
     assert (
-        settings.policy.count == 3
-        and settings.policy.flap_grace == 30
-        and settings.policy.restart_fallback_after == 120
+        settings.selection.count == 3
+        and settings.selection.flap_grace == 30
+        and settings.selection.restart_fallback_after == 120
     )
 
 
 def test_flag_wins_over_environment_and_empty_variables_count_as_unset() -> None:
     env = {"CASSANDRA_SERVICE_NUM_SEEDS": "5", "CASSANDRA_SERVICE": "", "POD_IP": ""}
     settings = load({"count": "2"}, env, serviceaccount_namespace=no_namespace_file)
-    assert settings.count == 2
-    assert settings.service == "cassandra"
-    assert settings.pod_ip is None
+    assert settings.selection.count == 2
+    assert settings.discovery.service == "cassandra"
+    assert settings.identity.pod_ip is None
 
 
 def test_namespace_comes_from_the_service_account_file(tmp_path: Path) -> None:
     (tmp_path / "namespace").write_text("db-prod\n")
     settings = load({}, {"SEEDSVC_SERVICEACCOUNT_DIR": str(tmp_path)})
-    assert settings.namespace == "db-prod"
-    assert load({"namespace": "other"}, {"SEEDSVC_SERVICEACCOUNT_DIR": str(tmp_path)}).namespace == "other"
+    assert settings.discovery.namespace == "db-prod"
+    assert load({"namespace": "other"}, {"SEEDSVC_SERVICEACCOUNT_DIR": str(tmp_path)}).discovery.namespace == "other"
 
 
 def test_cluster_domain_comes_from_the_resolv_conf_search_list(tmp_path: Path) -> None:
@@ -57,7 +59,7 @@ def test_seeds_are_normalised_and_deduplicated_in_order() -> None:
     settings = load(
         {}, {"CASSANDRA_SEEDS": " 10.0.0.2, [fd00::0001],10.0.0.2,,"}, serviceaccount_namespace=no_namespace_file
     )
-    assert settings.seeds == ("10.0.0.2", "fd00::1")
+    assert settings.selection.static_seeds == ("10.0.0.2", "fd00::1")
 
 
 @pytest.mark.parametrize(
@@ -113,6 +115,8 @@ def test_host_port_forms(text: str, expected: tuple[str, int]) -> None:
 
 
 def test_every_option_has_a_unique_flag_variable_and_field() -> None:
-    fields = set(Settings.__dataclass_fields__)
     assert len({o.flag for o in OPTIONS}) == len({o.env for o in OPTIONS}) == len(OPTIONS)
-    assert {o.field for o in OPTIONS} <= fields
+    assert len({(o.group, o.field) for o in OPTIONS}) == len(OPTIONS)
+    defaults = Settings()
+    for option in OPTIONS:
+        assert getattr(getattr(defaults, option.group), option.field) == option.default, option.name

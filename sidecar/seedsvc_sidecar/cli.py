@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -18,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seedsvc import __version__
-from seedsvc.settings import OPTIONS, ConfigError, Option, Settings, load
+from seedsvc.options import Option
+from seedsvc.settings import OPTIONS, ConfigError, Settings, load
 from seedsvc.sources.checks import Check
 from seedsvc.state import candidate_json
 from seedsvc_sidecar.logs import setup_logging
@@ -29,7 +29,7 @@ SEEDS_TIMEOUT = 10.0
 
 
 def _default_text(option: Option) -> str:
-    default = {f.name: f.default for f in dataclasses.fields(Settings)}.get(option.field)
+    default = option.default
     if default is None or default == ():
         return "none"
     if isinstance(default, tuple):
@@ -49,7 +49,7 @@ def option_help(option: Option) -> str:
 def _add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (each also read from its environment variable)")
     for option in OPTIONS:
-        group.add_argument(option.flag, dest=option.field, metavar=option.metavar, default=None,
+        group.add_argument(option.flag, dest=option.name, metavar=option.metavar, default=None,
                            help=option_help(option))
 
 
@@ -97,13 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, argparse's own usage errors (status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
-    flags = {option.field: getattr(args, option.field) for option in OPTIONS}
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
     try:
         settings = load(flags, os.environ)
     except ConfigError as exc:
         print(f"seedsvc: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(log_format=settings.log_format, level=settings.log_level)
+    setup_logging(log_format=settings.logging.format, level=settings.logging.level)
     try:
         if args.command == "serve":
             from seedsvc_sidecar.service import serve
