@@ -39,6 +39,16 @@ def normalize_address(raw: str) -> str:
         raise InvalidAddress(f"not an IP address: {raw!r}") from None
 
 
+def seed_address(raw: str) -> str:
+    """:func:`normalize_address`, refusing what no node can gossip with: the unspecified address
+    (``0.0.0.0``, ``::``), multicast, and the IPv4 limited broadcast ``255.255.255.255``."""
+    text = normalize_address(raw)
+    ip = ipaddress.ip_address(text)
+    if ip.is_unspecified or ip.is_multicast or text == "255.255.255.255":
+        raise InvalidAddress(f"not a unicast address: {raw!r}")
+    return text
+
+
 def ordinal_of(name: str | None) -> int | None:
     """The StatefulSet ordinal in ``name`` (``cassandra-2`` -> 2), or None when there is none."""
     if not name:

@@ -186,7 +186,7 @@ def select(
     remembered = tuple(e.address for e in seed_records if e.eligible or e.address in damped)
     new_memory = Memory(seeds=remembered, unready_since=unready_since, no_peer_since=no_peer_since)
     candidates = tuple(Candidate(e, e.address in seeds) for e in ranked)
-    deadline = _earliest(damping_deadline, fallback_deadline)
+    deadline = earliest(damping_deadline, fallback_deadline)
 
     served = tuple(e.address for e in seed_records if not identity.is_self(e))
     if not served:
@@ -229,7 +229,7 @@ def _damped_seeds(
         if now < expires:
             kept.add(address)
             tracked.append((address, started))
-            deadline = _earliest(deadline, expires)
+            deadline = earliest(deadline, expires)
     return frozenset(kept), tuple(sorted(tracked)), deadline
 
 
@@ -250,7 +250,7 @@ def _static_or_unavailable(
     return Selection((), (), Mode.UNAVAILABLE, why, candidates, memory)
 
 
-def _earliest(a: float | None, b: float | None) -> float | None:
+def earliest(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     if b is None:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode
 from seedsvc.settings import OPTIONS
-from seedsvc.state import Snapshot, StateFile
+from seedsvc.state import StateFile
 from seedsvc_devcluster.sidecar_process import (
     PROMPT_EXIT,
     Served,
@@ -87,7 +88,7 @@ def test_state_file_is_served_stale_within_a_second_of_start(
     tmp_path: Path, served_processes: list[Served]
 ) -> None:
     path = tmp_path / "seeds.json"
-    StateFile(path).save(Snapshot(served=("10.9.0.1", "10.9.0.2"), generation=7, source="kubernetes",
+    StateFile(path).save(SeedList(seeds=("10.9.0.1", "10.9.0.2"), generation=7, source="kubernetes",
                                   mode=Mode.DISCOVERED))
     # A DNS source pointed at a closed port can never succeed: only the state file can answer.
     served = start("--source", "dns", "--dns-nameserver", f"127.0.0.1:{closed_port()}",
@@ -122,6 +123,34 @@ def test_unusable_state_file_is_ignored(tmp_path: Path, served_processes: list[S
     assert served.get("/seeds")[2] == "10.0.0.1"
     assert served.stop()[0] == 0
     assert any("ignoring state file" in line for line in served.log)
+
+
+HOSTILE_STATE_FILES = {
+    "generation Infinity": b'{"version": 1, "seeds": ["10.9.0.1"], "generation": Infinity}',
+    "generation 1e400": b'{"version": 1, "seeds": ["10.9.0.1"], "generation": 1e400}',
+    "200,000 nested arrays": b"[" * 200_000 + b"]" * 200_000,
+    "a candidate's pod is a number": (b'{"version": 1, "seeds": ["10.9.0.1"], "generation": 1, "mode": "discovered",'
+                                      b' "candidates": [{"address": "10.9.0.1", "pod": 5}]}'),
+}
+
+
+@pytest.mark.parametrize("content", HOSTILE_STATE_FILES.values(), ids=HOSTILE_STATE_FILES.keys())
+def test_hostile_state_file_is_ignored_with_one_warning(
+    tmp_path: Path, served_processes: list[Served], content: bytes
+) -> None:
+    # Each of these once made serve exit 1 before listening (a crash loop) or /seeds?format=json answer
+    # 500. A source that never answers (DNS at a closed port) keeps the file the only possible list.
+    path = tmp_path / "seeds.json"
+    path.write_bytes(content)
+    served = start("--source", "dns", "--dns-nameserver", f"127.0.0.1:{closed_port()}",
+                   "--dns-name", "cassandra.default.svc.cluster.local", "--state-file", str(path))
+    served_processes.append(served)
+    assert served.get("/seeds?format=json")[0] == 503
+    assert served.get("/seeds")[0] == 503
+    assert served.get("/healthz")[0] == 200
+    assert served.stop()[0] == 0
+    assert sum("ignoring state file" in line for line in served.log) == 1
+    assert not any("Traceback" in line for line in served.log)
 
 
 def test_busy_port_exits_1_with_a_reason() -> None:

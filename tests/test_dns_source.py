@@ -710,13 +710,13 @@ async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreD
     )
     async with running(discovery):
         first = tuple(pod_address(n) for n in (0, 1, 2))
-        await wait_for_state(state, lambda s: s.served == first and not s.stale, "first list served", timeout=WAIT_S)
+        await wait_for_state(state, lambda s: s.seeds == first and not s.stale, "first list served", timeout=WAIT_S)
         generation = state.snapshot.generation
 
         with inject(coredns, fault, SRV_NAME):
             await wait_for_state(state, lambda s: s.stale, "stale during the fault", timeout=WAIT_S)
             snapshot = state.snapshot
-            assert snapshot.served == first and snapshot.generation == generation
+            assert snapshot.seeds == first and snapshot.generation == generation
             assert snapshot.last_error_reason == fault and snapshot.last_error
             if fault != "timeout":
                 # Recovery with a different list: pod 0 is gone.
@@ -724,14 +724,14 @@ async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreD
         if fault == "timeout":
             # The server answers again with what it had: the same list, no longer stale.
             await wait_for_state(
-                state, lambda s: s.served == first and not s.stale, "fresh after the fault", timeout=WAIT_S
+                state, lambda s: s.seeds == first and not s.stale, "fresh after the fault", timeout=WAIT_S
             )
             assert state.snapshot.generation == generation
             await coredns.changed(statefulset_records([1, 2, 3]))
 
         second = tuple(pod_address(n) for n in (1, 2, 3))
         await wait_for_state(
-            state, lambda s: s.served == second and not s.stale, "new list after recovery", timeout=WAIT_S
+            state, lambda s: s.seeds == second and not s.stale, "new list after recovery", timeout=WAIT_S
         )
         assert state.snapshot.generation == generation + 1
         assert state.snapshot.last_error_reason is None
@@ -748,7 +748,7 @@ async def test_recovery_with_the_same_list_clears_staleness(coredns: CoreDns) ->
         state=state,
     )
     async with running(discovery):
-        await wait_for_state(state, lambda s: len(s.served) == 3 and not s.stale, "first list", timeout=WAIT_S)
+        await wait_for_state(state, lambda s: len(s.seeds) == 3 and not s.stale, "first list", timeout=WAIT_S)
         generation = state.snapshot.generation
         await coredns.changed([])  # NXDOMAIN
         await wait_for_state(state, lambda s: s.stale, "stale", timeout=WAIT_S)

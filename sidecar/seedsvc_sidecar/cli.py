@@ -18,9 +18,9 @@ from pathlib import Path
 
 from seedsvc import __version__
 from seedsvc.options import Option
+from seedsvc.seedlist import seeds_document
 from seedsvc.settings import OPTIONS, ConfigError, Settings, load
 from seedsvc.sources.checks import Check
-from seedsvc.state import candidate_json
 from seedsvc_sidecar.logs import setup_logging
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -128,15 +128,7 @@ async def _seeds(settings: Settings, *, as_json: bool, timeout: float) -> int:
         print(f"seedsvc: no seed list: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_FAILED
     if as_json:
-        document = {
-            "seeds": list(found.seeds),
-            "source": found.source,
-            "mode": str(found.mode),
-            "stale": found.stale,
-            "reason": found.reason,
-            "candidates": [candidate_json(c) for c in found.candidates],
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(seeds_document(found), indent=2))
     else:
         print(",".join(found.seeds))
     return EXIT_OK

@@ -41,7 +41,7 @@ def restore_state(state: SeedState, path: Path | None) -> None:
         log.info("no state file at %s yet", path)
         return
     state.restore(snapshot)
-    log.info("restored %s from %s (stale until discovery answers)", ",".join(snapshot.served), path)
+    log.info("restored %s from %s (stale until discovery answers)", ",".join(snapshot.seeds), path)
 
 
 def build_app(settings: Settings) -> web.Application:
