@@ -14,10 +14,10 @@ from seedsvc.options import setting
 
 # StatefulSet pods are named <statefulset>-<ordinal>:
 # https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#ordinal-index
-_ORDINAL = re.compile(r"^(?P<base>.+)-(?P<ordinal>0|[1-9][0-9]{0,8})$")
+_ORDINAL = re.compile(r"(?P<base>.+)-(?P<ordinal>0|[1-9][0-9]{0,8})")
 # A pod name is a DNS subdomain (RFC 1123):
 # https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-subdomain-names
-_POD_NAME = re.compile(r"^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$")
+_POD_NAME = re.compile(r"[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?")
 
 
 class InvalidAddress(ValueError):
@@ -53,7 +53,7 @@ def ordinal_of(name: str | None) -> int | None:
     """The StatefulSet ordinal in ``name`` (``cassandra-2`` -> 2), or None when there is none."""
     if not name:
         return None
-    match = _ORDINAL.match(name.split(".", 1)[0])
+    match = _ORDINAL.fullmatch(name.split(".", 1)[0])
     return int(match.group("ordinal")) if match else None
 
 
@@ -82,7 +82,7 @@ class Endpoint:
 
 def parse_pod_name(text: str) -> str:
     """``text`` when it is a valid pod name; ValueError otherwise."""
-    if not _POD_NAME.match(text):
+    if not _POD_NAME.fullmatch(text):
         raise ValueError("not a valid pod name")
     return text
 

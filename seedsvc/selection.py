@@ -38,7 +38,7 @@ class Policy:
                          metavar="N", help="how many seeds to pick")
     """How many seeds; Cassandra recommends a few per datacenter, never every node."""
     static_seeds: tuple[str, ...] = setting(
-        (), flag="--seeds", env="CASSANDRA_SEEDS", parse=values.address_list, metavar="IPS",
+        (), flag="--seeds", env="CASSANDRA_SEEDS", parse=values.seed_list, metavar="IPS",
         help="static seed addresses, comma-separated: the fallback before discovery succeeds")
     """CASSANDRA_SEEDS: served before discovery has ever succeeded, and to non-bootstrap pods that have
     no eligible peer."""

@@ -14,6 +14,7 @@ Adding a group: write a frozen dataclass whose fields use ``setting()``, add it 
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,10 +198,13 @@ def load(
     *,
     serviceaccount_namespace: Callable[[Path], str | None] | None = None,
     resolv_conf: Path = Path(RESOLV_CONF),
+    resolve: Callable[[str], str] | None = None,
 ) -> Settings:
     """Build :class:`Settings` from flag values (keyed by :attr:`Option.name`) and an environment.
 
     Empty environment variables count as unset, as Kubernetes renders an absent downward-API field.
+    Host names are resolved here, once (``resolve``: the system resolver by default), so a name that
+    does not resolve is a configuration error now rather than a failure of a running task later.
     """
     flags = flags or {}
     environ = environ if environ is not None else {}
@@ -208,16 +212,19 @@ def load(
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     parsed: dict[str, Any] = {}
+    given: dict[str, str] = {}  # option name -> "origin='raw'", for errors found after parsing
     for option in OPTIONS:
         raw, origin = flags.get(option.name), option.flag
         if raw is None:
             raw, origin = environ.get(option.env) or None, option.env
         if raw is None:
             continue
+        given[option.name] = f"{origin}={raw!r}"
         try:
             parsed[option.name] = option.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"invalid {origin}={raw!r}: {exc}") from None
+            raise ConfigError(f"invalid {given[option.name]}: {exc}") from None
+    _resolve_host_names(parsed, given, resolve or first_address)
 
     sa_dir = parsed.get("serviceaccount_dir", Path(SERVICEACCOUNT_DIR))
     if "namespace" not in parsed:
@@ -227,6 +234,36 @@ def load(
     settings = Settings.build(**parsed)
     _check_consistency(settings)
     return settings
+
+
+def first_address(host: str) -> str:
+    """The first IPv4 address of ``host``, else its first IPv6 one; OSError when it has none.
+
+    IPv4 first because a name like ``localhost`` has both, and a server on loopback usually listens
+    on 127.0.0.1 only.
+    """
+    found = [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)]
+    addresses = [str(a) for a in found if ":" not in str(a)] + [str(a) for a in found if ":" in str(a)]
+    if not addresses:
+        raise OSError(f"no address for {host}")
+    return values.address(addresses[0])
+
+
+def _resolve_host_names(parsed: dict[str, Any], given: Mapping[str, str], resolve: Callable[[str], str]) -> None:
+    """The DNS source needs its nameserver as an address; the listen address must exist to bind."""
+    def resolved(name: str, host: str) -> str:
+        try:
+            return resolve(host)
+        except (OSError, UnicodeError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"invalid {given[name]}: cannot resolve {host}: {reason}") from None
+
+    nameserver = parsed.get("dns_nameserver")
+    if nameserver is not None and not values.is_ip_literal(nameserver[0]):
+        parsed["dns_nameserver"] = (resolved("dns_nameserver", nameserver[0]), nameserver[1])
+    listen = parsed.get("host")
+    if listen is not None and not values.is_ip_literal(listen):
+        resolved("host", listen)  # aiohttp binds every address of the name; it only has to have one
 
 
 def _check_consistency(settings: Settings) -> None:
@@ -244,7 +281,7 @@ def _read_namespace(serviceaccount_dir: Path) -> str | None:
         text = (serviceaccount_dir / "namespace").read_text().strip()
     except OSError:
         return None
-    return text if values.DNS1123_LABEL.match(text) else None
+    return text if values.DNS1123_LABEL.fullmatch(text) else None
 
 
 def cluster_domain_from_resolv_conf(path: Path) -> str | None:

@@ -2,6 +2,10 @@
 
 Each parser takes the raw text of a flag or an environment variable and returns the value or raises
 ValueError with a short reason; the loader adds which flag or variable and which value.
+
+Patterns are matched whole (``fullmatch``: ``$`` would let a trailing newline through into a DNS name
+or a URL), and numbers are ASCII decimal only (Python's int() and float() also take Arabic-Indic or
+full-width digits, and ``1_000``).
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from seedsvc.records import InvalidAddress, normalize_address
+from seedsvc.records import InvalidAddress, normalize_address, seed_address
 
 # A Service name is an RFC 1035 label; a namespace an RFC 1123 label:
 # https://kubernetes.io/docs/concepts/overview/working-with-objects/names/
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
-PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DOMAIN = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?")
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+# Spaces and tabs around a number are forgiven (hand-written variables); any other character is not.
+_BLANKS = " \t"
 
 
 def one_of(kind: Any) -> Callable[[str], Any]:
@@ -36,7 +44,7 @@ def one_of(kind: Any) -> Callable[[str], Any]:
 
 def matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ValueError(f"not a valid {what}")
         return value
 
@@ -45,7 +53,10 @@ def matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
 
 def int_range(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
-        number = int(value.strip())
+        text = value.strip(_BLANKS)
+        if not _INTEGER.fullmatch(text):
+            raise ValueError("not a whole number")
+        number = int(text)
         if not low <= number <= high:
             raise ValueError(f"must be between {low} and {high}")
         return number
@@ -55,8 +66,11 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
 
 def seconds(low: float, high: float) -> Callable[[str], float]:
     def parse(value: str) -> float:
-        number = float(value.strip())
-        if not low <= number <= high:  # also rejects nan
+        text = value.strip(_BLANKS)
+        if not _DECIMAL.fullmatch(text):  # also rules out nan, inf, hex and digit separators
+            raise ValueError("not a number of seconds")
+        number = float(text)
+        if not low <= number <= high:
             raise ValueError(f"must be between {low:g} and {high:g} seconds")
         return number
 
@@ -70,11 +84,12 @@ def address(value: str) -> str:
         raise ValueError("not an IP address") from None
 
 
-def address_list(value: str) -> tuple[str, ...]:
+def seed_list(value: str) -> tuple[str, ...]:
+    """Comma-separated unicast IP literals (no 0.0.0.0, ::, multicast or broadcast: no node is there)."""
     items = [item.strip() for item in value.split(",") if item.strip()]
     try:
         # Order kept, duplicates dropped: CASSANDRA_SEEDS is written by people.
-        return tuple(dict.fromkeys(normalize_address(item) for item in items))
+        return tuple(dict.fromkeys(seed_address(item) for item in items))
     except InvalidAddress as exc:
         raise ValueError(str(exc)) from None
 
@@ -82,15 +97,31 @@ def address_list(value: str) -> tuple[str, ...]:
 def path(value: str) -> Path:
     if not value.strip():
         raise ValueError("empty path")
+    if not value.isprintable():
+        raise ValueError("contains a control character")
     return Path(value)
 
 
+def is_ip_literal(text: str) -> bool:
+    try:
+        normalize_address(text)
+    except InvalidAddress:
+        return False
+    return True
+
+
 def host(value: str) -> str:
-    value = value.strip()
+    """An IP literal (normalised) or a DNS host name (lower case)."""
+    value = value.strip(_BLANKS)
     try:
         return normalize_address(value)
     except InvalidAddress:
-        return matching(DOMAIN, "host name or IP address")(value.lower())
+        pass
+    # A name whose last label is all digits is an IP address gone wrong (999.1.1.1), not a host name:
+    # top-level domains are never numeric (RFC 3696 section 2).
+    if value.rpartition(".")[2].isdigit():
+        raise ValueError("not a valid IP address")
+    return matching(DOMAIN, "host name or IP address")(value.lower())
 
 
 def host_port(value: str, default_port: int = 53) -> tuple[str, int]:

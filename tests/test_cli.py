@@ -225,6 +225,56 @@ def test_help_lists_every_option_with_its_environment_variable() -> None:
         assert re.search(rf"{re.escape(option.flag)}\s+{option.env}\b", top.stdout), option.flag
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--service", "cassandra\n"), "--service='cassandra\\n'"),
+        (("--pod-name", "cassandra-1\n"), "--pod-name='cassandra-1\\n'"),
+        (("--port", "".join(chr(0x0660 + int(d)) for d in "8080")), "--port="),  # Arabic-Indic digits
+        (("--count", chr(0xFF13)), "--count="),  # a full-width 3
+        (("--host", "999.1.1.1"), "--host='999.1.1.1'"),
+        (("--seeds", "0.0.0.0"), "--seeds='0.0.0.0'"),
+        (("--seeds", "10.0.0.1,224.0.0.1"), "--seeds='10.0.0.1,224.0.0.1'"),
+        (("--source", "dns", "--dns-nameserver", "999.1.1.1:53"), "--dns-nameserver='999.1.1.1:53'"),
+    ],
+)
+def test_hostile_configuration_exits_2_naming_the_flag(args: tuple[str, ...], named: str) -> None:
+    result = run("serve", *args)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and named in result.stderr, result.stderr
+
+
+def test_a_nameserver_given_by_name_is_resolved_at_start_and_discovery_keeps_running(
+    served_processes: list[Served],
+) -> None:
+    # Before, "localhost:PORT" passed validation and the discovery task died on its first query:
+    # /healthz answered 503 for good. Now the name is resolved once, and a nameserver that does not
+    # answer is an ordinary, retried discovery failure.
+    served = start("--source", "dns", "--dns-nameserver", f"localhost:{closed_port()}",
+                   "--dns-name", "cassandra.default.svc.cluster.local", "--dns-timeout", "0.2",
+                   "--backoff-max", "0.5")
+    served_processes.append(served)
+    deadline = time.monotonic() + 60
+    while sum("discovery failed" in line for line in served.log) < 2:  # two rounds: the task lives on
+        assert time.monotonic() < deadline, served.log
+        time.sleep(0.1)
+    assert served.get("/healthz")[0] == 200
+    detail = json.loads(served.get("/readyz")[2])
+    assert "127.0.0.1" in detail["last_error"]
+    assert served.stop()[0] == 0
+    assert not any("Traceback" in line for line in served.log)
+
+
+def test_check_with_a_nameserver_given_by_name_reports_without_a_traceback() -> None:
+    result = run("check", "--source", "dns", "--dns-nameserver", f"localhost:{closed_port()}",
+                 "--dns-name", "cassandra.default.svc.cluster.local", "--dns-timeout", "0.5", "--timeout", "10")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stdout.splitlines()
+    assert lines and all(re.match(r"(ok|FAIL) [^:]+: ", line) for line in lines), result.stdout
+    assert "127.0.0.1" in result.stdout
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0

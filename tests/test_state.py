@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from seedsvc.records import Endpoint
 from seedsvc.seedlist import SeedList, seeds_document
 from seedsvc.selection import Candidate, Memory, Mode, Selection
-from seedsvc.sources.events import Failure
+from seedsvc.sources.events import Failure, Restart
 from seedsvc.state import MAX_STATE_FILE_BYTES, STATE_FILE_VERSION, SeedState, StateFile, StateFileError
 from tests.strategies import endpoint_sets, ready_set
 from tests.test_discovery import THREE, addresses, make, running, view
@@ -415,6 +415,7 @@ async def test_a_failed_write_is_retried_on_a_timer_without_a_new_change(
             assert not path.exists()
             blocker.unlink()  # the fault ends; the source has nothing new to say
             assert (await saved_list(path)).seeds == addresses(0, 1, 2)
+            await h.source.feed(Restart("closed"))  # a barrier: the loop has finished that write
     assert caplog.text.count("cannot write state file") == 1, "one line per new error, not per retry"
     assert "written after earlier failures" in caplog.text
 

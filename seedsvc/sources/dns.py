@@ -60,6 +60,7 @@ from seedsvc.settings import RESOLV_CONF, ConfigError, Settings
 from seedsvc.sources.backoff import Backoff
 from seedsvc.sources.checks import Check
 from seedsvc.sources.events import Failure, SourceEvent, View
+from seedsvc.values import is_ip_literal
 
 log = logging.getLogger("seedsvc.sources.dns")
 
@@ -280,6 +281,9 @@ class DnsSource:
         """Raises :class:`ConfigError` when no nameserver is configured and resolv.conf names none."""
         if settings.dns.nameserver is not None:
             self._host, self._port = settings.dns.nameserver
+            if not is_ip_literal(self._host):
+                # settings.load() resolves names; Settings built by hand must do the same.
+                raise ConfigError(f"SEEDSVC_DNS_NAMESERVER must be an IP address here, not {self._host!r}")
         else:
             host = nameserver_from_resolv_conf(resolv_conf)
             if host is None:

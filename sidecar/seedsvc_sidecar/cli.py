@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from seedsvc.seedlist import seeds_document
 from seedsvc.settings import OPTIONS, ConfigError, Settings, load
 from seedsvc.sources.checks import Check
 from seedsvc_sidecar.logs import setup_logging
+
+log = logging.getLogger("seedsvc.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 SEEDS_TIMEOUT = 10.0
@@ -117,6 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.command == "serve":
+            raise  # the sidecar's own crash belongs in its log with the traceback
+        # A bug, not a configuration or network problem (those are reported above or by the checks):
+        # one line for the person at the terminal, the traceback only in a debug log.
+        log.debug("unexpected error", exc_info=True)
+        print(f"seedsvc: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 async def _seeds(settings: Settings, *, as_json: bool, timeout: float) -> int:
@@ -142,6 +153,11 @@ async def _check(settings: Settings, *, timeout: float) -> int:
             results = await diagnose(settings)
     except TimeoutError:
         results = [Check("checks finished", False, f"not within {timeout:g}s; is the peer reachable?")]
+    except ConfigError:
+        raise
+    except Exception as exc:  # a check must report, never crash: the output stays one line per check
+        log.debug("check failed unexpectedly", exc_info=True)
+        results = [Check("checks finished", False, f"{type(exc).__name__}: {' '.join(str(exc).split())}")]
     for result in results:
         print(f"{'ok' if result.ok else 'FAIL'} {result.name}: {result.detail}")
     return EXIT_OK if results and all(result.ok for result in results) else EXIT_FAILED
