@@ -38,7 +38,7 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._state.snapshot
         yield GaugeMetricFamily("seedsvc_seeds", "Number of addresses in the served seed list.",
-                                value=len(snapshot.served))
+                                value=len(snapshot.seeds))
         yield GaugeMetricFamily(
             "seedsvc_stale", "1 while the served list is the last known one and discovery is failing.",
             value=1 if snapshot.stale else 0,
