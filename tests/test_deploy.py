@@ -598,6 +598,24 @@ def test_documented_policy_patches_are_accepted(
     _assert_server_accepts(kubectl, control_plane, namespace, manifest)
 
 
+@controlplane
+def test_policies_as_the_api_server_stores_them_mean_the_same(
+    kubectl: Path, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """Applied for real and read back, with the defaults the API server fills in (protocol, policy
+    types): the model lets through exactly what it let through for the rendered files."""
+    objects = d.parse(d.in_namespace(kubectl, "statefulset", namespace, tmp_path / "kustomize"))
+    _apply(kubectl, control_plane, namespace, d.of_kind(objects, "NetworkPolicy"))
+    stored = control_plane.api("GET", f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")["items"]
+    assert sorted(p["metadata"]["name"] for p in stored) == sorted(
+        p["metadata"]["name"] for p in d.of_kind(objects, "NetworkPolicy"))
+    for policy in stored:
+        policy["metadata"]["namespace"] = "cassandra"  # where _sources() puts the Cassandra pods
+    for destination in _cassandra_pods(objects):
+        reachable = {name: _reachable_ports(stored, source, destination) for name, source in _sources(objects).items()}
+        assert reachable == EXPECTED_INGRESS
+
+
 def _assert_server_accepts(kubectl: Path, plane: ControlPlane, namespace: str, manifest: str) -> None:
     """Every object passes a server-side dry run with strict field validation, without warnings."""
     done = d.run_kubectl(
