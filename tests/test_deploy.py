@@ -305,7 +305,8 @@ def test_disruption_budget_fits_the_workload(overlay: str) -> None:
 # --- NetworkPolicies ------------------------------------------------------------------------------------
 # No CNI runs here, so what the policies let through is asked of tests/network_policy_semantics.py, a
 # model of the API's documented semantics with tests of its own below; the API server checks the
-# objects themselves (test_api_server_accepts_every_object, test_documented_policy_patches_are_accepted).
+# objects themselves (test_api_server_accepts_every_object, test_documented_policy_patches_are_accepted)
+# and test_policies_as_the_api_server_stores_them_mean_the_same reads them back.
 
 CLIENT_LABEL = "seedsvc.io/cassandra-client"
 PEER_DC_NAMESPACE_LABEL = "seedsvc.io/cassandra-cluster"
@@ -320,11 +321,10 @@ def _on_pod_network(overlay: str) -> bool:
 POD_NETWORK_OVERLAYS = [o for o in OVERLAYS if o != "daemonset"]
 
 
-def _cassandra_pods(objects: list[d.Obj], namespace: str = "cassandra", *,
-                    namespace_labels: dict[str, str] | None = None, first_ip: int = 10) -> list[netpol.Endpoint]:
-    """One pod of each Cassandra workload, with the labels and named ports of its template."""
-    return [netpol.pod(namespace, w["spec"]["template"]["metadata"]["labels"], ip=f"10.244.0.{first_ip + i}",
-                       namespace_labels=namespace_labels, named_ports=netpol.named_ports_of(d.pod_spec(w)))
+def _cassandra_pods(objects: list[d.Obj], *, first_ip: int = 10) -> list[netpol.Endpoint]:
+    """One pod of each Cassandra workload in namespace "cassandra", with its template's labels and ports."""
+    return [netpol.pod("cassandra", w["spec"]["template"]["metadata"]["labels"], ip=f"10.244.0.{first_ip + i}",
+                       named_ports=netpol.named_ports_of(d.pod_spec(w)))
             for i, w in enumerate(d.workloads(objects))]
 
 
@@ -339,7 +339,7 @@ def _reachable_ports(policies: list[d.Obj], source: netpol.Endpoint, destination
 
 
 def _sources(objects: list[d.Obj]) -> dict[str, netpol.Endpoint]:
-    """Who might knock, each with the ports of a Cassandra pod it must reach (and no others)."""
+    """Who might knock on a Cassandra pod; EXPECTED_INGRESS says which of its ports each may reach."""
     cassandra_labels = d.workloads(objects)[0]["spec"]["template"]["metadata"]["labels"]
     peer_ports = netpol.named_ports_of(d.pod_spec(d.workloads(objects)[0]))
     return {
@@ -445,6 +445,7 @@ def test_cassandra_pods_reach_out_only_where_they_must(overlay: str) -> None:
     other_system_pod = netpol.pod("kube-system", {"k8s-app": "metrics-server"}, ip="10.244.3.2")
     peer = _sources(objects)["peer datacenter"]
     stranger = _sources(objects)["any pod of the namespace"]
+    another_ring = _sources(objects)["another team's cassandra"]
 
     def out(destination: netpol.Endpoint, port: int, protocol: str = "TCP") -> bool:
         return netpol.direction_allows(policies, "Egress", local=source, other=destination,
@@ -459,6 +460,7 @@ def test_cassandra_pods_reach_out_only_where_they_must(overlay: str) -> None:
     assert {name for name, number in _port_numbers(peer).items() if out(peer, number)} == {
         "seedsvc-http", "intra-node", "tls-intra-node"}
     assert not out(stranger, 8080) and not out(stranger, 9042)
+    assert not any(out(another_ring, number) for number in _port_numbers(another_ring).values())
     assert not out(netpol.outside("203.0.113.7"), 9042)
 
 
