@@ -35,6 +35,7 @@
 #   SEEDSVC_SHIM_CACHE_FILE           cache_file         default /var/lib/cassandra/seedsvc-seeds.cache
 #   SEEDSVC_SHIM_CONNECT_TIMEOUT_MS   connect_timeout_ms
 #   SEEDSVC_SHIM_READ_TIMEOUT_MS      read_timeout_ms
+#   SEEDSVC_SHIM_REQUEST_TIMEOUT_MS   request_timeout_ms
 #   SEEDSVC_SHIM_STARTUP_WAIT_MS      startup_wait_ms
 #   SEEDSVC_SHIM_LIVE_RELOAD          live_reload        true or false
 #   SEEDSVC_SHIM_POLL_WAIT_SECONDS    poll_wait_seconds
@@ -160,6 +161,7 @@ render() {
 	check SEEDSVC_SHIM_CACHE_FILE '^/[A-Za-z0-9._/-]{1,1023}$' 'an absolute path'
 	check_range SEEDSVC_SHIM_CONNECT_TIMEOUT_MS 1 60000
 	check_range SEEDSVC_SHIM_READ_TIMEOUT_MS 1 60000
+	check_range SEEDSVC_SHIM_REQUEST_TIMEOUT_MS 1 60000
 	check_range SEEDSVC_SHIM_STARTUP_WAIT_MS 0 3600000
 	check SEEDSVC_SHIM_LIVE_RELOAD '^(true|false)$' 'true or false'
 	check_range SEEDSVC_SHIM_POLL_WAIT_SECONDS 1 300
@@ -213,7 +215,7 @@ render() {
 			echo "        cache_file: $(yaml_quote "${SEEDSVC_SHIM_CACHE_FILE:-/var/lib/cassandra/seedsvc-seeds.cache}")"
 			local param env
 			for param in connect_timeout_ms:SEEDSVC_SHIM_CONNECT_TIMEOUT_MS read_timeout_ms:SEEDSVC_SHIM_READ_TIMEOUT_MS \
-				startup_wait_ms:SEEDSVC_SHIM_STARTUP_WAIT_MS live_reload:SEEDSVC_SHIM_LIVE_RELOAD \
+				request_timeout_ms:SEEDSVC_SHIM_REQUEST_TIMEOUT_MS startup_wait_ms:SEEDSVC_SHIM_STARTUP_WAIT_MS live_reload:SEEDSVC_SHIM_LIVE_RELOAD \
 				poll_wait_seconds:SEEDSVC_SHIM_POLL_WAIT_SECONDS seeds:CASSANDRA_SEEDS; do
 				env=${param#*:}
 				if [[ -n ${!env-} ]]; then

@@ -1,23 +1,37 @@
 package io.seedsvc.cassandra;
 
-import java.io.ByteArrayOutputStream;
+import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.net.HttpURLConnection;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
 import java.net.MalformedURLException;
 import java.net.Proxy;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.util.Collections;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Future;
+
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLSocketFactory;
 
 /**
- * {@link SeedFetcher} over {@link HttpURLConnection} - the JDK's client, so the shim adds no
- * dependency to Cassandra's classpath.
+ * {@link SeedFetcher} speaking HTTP/1.1 over a plain JDK socket (TLS for {@code https}), one
+ * connection per request - so the shim adds no dependency to Cassandra's classpath and controls
+ * every timeout itself.
  *
- * <p>For {@code https} URLs the JDK's default trust store and host-name verification apply; the
- * shim never installs its own trust manager.
+ * <p>{@code HttpURLConnection}, used before, bounds each read but not the request, and accepts a
+ * body cut short of its {@code Content-Length} as complete; here each request has a total
+ * {@link RequestDeadline} and the body must arrive whole ({@link HttpResponseReader}).
+ *
+ * <p>For {@code https} URLs the JDK's default trust store and host-name verification (endpoint
+ * identification {@code HTTPS}) apply; the shim never installs its own trust manager. No proxy
+ * is ever used and redirects are not followed: the sidecar is on loopback and never redirects.
  */
 final class HttpSeedFetcher implements SeedFetcher
 {
@@ -29,19 +43,23 @@ final class HttpSeedFetcher implements SeedFetcher
     private final URL url;
     private final int connectTimeoutMs;
     private final int readTimeoutMs;
-    private final Set<HttpURLConnection> inFlight = Collections.newSetFromMap(new ConcurrentHashMap<HttpURLConnection, Boolean>());
+    private final int requestTimeoutMs;
+    private final Set<Socket> inFlight = Collections.newSetFromMap(new ConcurrentHashMap<Socket, Boolean>());
     private volatile boolean closed;
 
     /**
      * @param url              {@code GET /seeds} of the sidecar, possibly with a query
-     * @param connectTimeoutMs bound on the TCP (and TLS) connect
+     * @param connectTimeoutMs bound on the TCP connect
      * @param readTimeoutMs    bound on waiting for each read; a long-poll adds its wait to it
+     * @param requestTimeoutMs bound on the whole request, connect to last body byte; a long-poll
+     *                         adds its wait to it
      */
-    HttpSeedFetcher(URL url, int connectTimeoutMs, int readTimeoutMs)
+    HttpSeedFetcher(URL url, int connectTimeoutMs, int readTimeoutMs, int requestTimeoutMs)
     {
         this.url = url;
         this.connectTimeoutMs = connectTimeoutMs;
         this.readTimeoutMs = readTimeoutMs;
+        this.requestTimeoutMs = requestTimeoutMs;
     }
 
     @Override
@@ -49,35 +67,50 @@ final class HttpSeedFetcher implements SeedFetcher
     {
         boolean longPoll = waitSeconds > 0 && knownGeneration != null;
         URL target = longPoll ? withQuery("wait=" + waitSeconds + "&generation=" + knownGeneration) : url;
-        // NO_PROXY: a JVM-wide http.proxyHost (set for other reasons) must never route the
+        int waitMs = longPoll ? waitSeconds * 1000 : 0;
+        RequestDeadline deadline = RequestDeadline.after((long) requestTimeoutMs + waitMs);
+        // NO_PROXY: a JVM-wide socksProxyHost (set for other reasons) must never route the
         // loopback sidecar call through a proxy.
-        HttpURLConnection conn = (HttpURLConnection) target.openConnection(Proxy.NO_PROXY);
-        conn.setConnectTimeout(connectTimeoutMs);
-        conn.setReadTimeout(readTimeoutMs + (longPoll ? waitSeconds * 1000 : 0));
-        conn.setInstanceFollowRedirects(false); // the sidecar never redirects; don't wander off
-        conn.setUseCaches(false);
-        conn.setRequestProperty("Accept", "text/plain");
-        inFlight.add(conn);
+        Socket socket = new Socket(Proxy.NO_PROXY);
+        inFlight.add(socket);
+        // Closing the plain socket also ends a TLS session over it: one close serves both cases.
+        Future<?> watchdog = deadline.closeWhenPassed(socket);
         try
         {
             if (closed)
                 throw new IOException("fetcher closed");
-            int status = conn.getResponseCode();
-            InputStream in = status < 400 ? conn.getInputStream() : conn.getErrorStream();
-            String body = in == null ? "" : readBounded(in);
-            return new SidecarAnswer(status, body,
-                                     parseLong(conn.getHeaderField(GENERATION_HEADER)),
-                                     parseLong(conn.getHeaderField("Retry-After")));
+            Socket connected = connect(socket, deadline);
+            OutputStream out = connected.getOutputStream();
+            out.write(request(target).getBytes(StandardCharsets.ISO_8859_1));
+            out.flush();
+            InputStream in = new BufferedInputStream(new DeadlineInputStream(connected, deadline, readTimeoutMs + waitMs));
+            HttpResponseReader.Head head = HttpResponseReader.readHead(in);
+            // Only a 200's body is used; any other answer is "no list" whatever it says.
+            String body = head.status == 200
+                          ? new String(HttpResponseReader.readBody(in, head, MAX_BODY_BYTES), StandardCharsets.UTF_8)
+                          : "";
+            return new SidecarAnswer(head.status, body,
+                                     parseLong(head.header(GENERATION_HEADER)),
+                                     parseLong(head.header("Retry-After")));
         }
         catch (IOException e)
         {
-            // Drop the socket rather than return a half-read connection to the keep-alive pool.
-            conn.disconnect();
+            if (closed)
+                throw new IOException("fetcher closed", e);
+            if (deadline.passed() && !(e instanceof SocketTimeoutException))
+            {
+                // The watchdog closed the socket under a read: report the deadline, not "Socket closed".
+                SocketTimeoutException timeout = deadline.timeout();
+                timeout.initCause(e);
+                throw timeout;
+            }
             throw e;
         }
         finally
         {
-            inFlight.remove(conn);
+            watchdog.cancel(false);
+            inFlight.remove(socket);
+            closeQuietly(socket);
         }
     }
 
@@ -85,9 +118,9 @@ final class HttpSeedFetcher implements SeedFetcher
     public void close()
     {
         closed = true;
-        // disconnect() closes the socket, so a read blocked in another thread fails at once.
-        for (HttpURLConnection conn : inFlight)
-            conn.disconnect();
+        // Closing the socket makes a read blocked in another thread (a long-poll) fail at once.
+        for (Socket socket : inFlight)
+            closeQuietly(socket);
     }
 
     @Override
@@ -96,26 +129,61 @@ final class HttpSeedFetcher implements SeedFetcher
         return url.toString();
     }
 
+    /** @return the socket to talk through: {@code socket} itself, or a TLS socket over it */
+    private Socket connect(Socket socket, RequestDeadline deadline) throws IOException
+    {
+        String host = hostForConnect();
+        int port = url.getPort() >= 0 ? url.getPort() : url.getDefaultPort();
+        socket.connect(new InetSocketAddress(host, port), deadline.bound(connectTimeoutMs));
+        socket.setTcpNoDelay(true);
+        if (!url.getProtocol().equalsIgnoreCase("https"))
+            return socket;
+        SSLSocket tls = (SSLSocket) ((SSLSocketFactory) SSLSocketFactory.getDefault()).createSocket(socket, host, port, true);
+        SSLParameters parameters = tls.getSSLParameters();
+        parameters.setEndpointIdentificationAlgorithm("HTTPS");
+        tls.setSSLParameters(parameters);
+        // The handshake reads several times under this one timeout; the watchdog bounds it as a whole.
+        tls.setSoTimeout(deadline.bound(readTimeoutMs));
+        tls.startHandshake();
+        return tls;
+    }
+
+    private String hostForConnect()
+    {
+        String host = url.getHost();
+        // URL keeps the brackets of an IPv6 literal; the socket wants the bare address.
+        return host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
+    }
+
+    private String request(URL target)
+    {
+        String path = target.getFile().isEmpty() ? "/" : target.getFile();
+        int port = url.getPort();
+        String hostHeader = url.getHost() + (port >= 0 && port != url.getDefaultPort() ? ":" + port : "");
+        return "GET " + path + " HTTP/1.1\r\n"
+               + "Host: " + hostHeader + "\r\n"
+               + "Accept: text/plain\r\n"
+               + "User-Agent: seedsvc-cassandra-shim\r\n"
+               // One request per connection: nothing half-read is ever reused.
+               + "Connection: close\r\n"
+               + "\r\n";
+    }
+
     private URL withQuery(String query) throws MalformedURLException
     {
         String base = url.toString();
         return new URL(base + (url.getQuery() == null ? "?" : "&") + query);
     }
 
-    private static String readBounded(InputStream in) throws IOException
+    private static void closeQuietly(Socket socket)
     {
-        try (InputStream stream = in)
+        try
         {
-            ByteArrayOutputStream out = new ByteArrayOutputStream();
-            byte[] buffer = new byte[4096];
-            int n;
-            while ((n = stream.read(buffer)) >= 0)
-            {
-                out.write(buffer, 0, n);
-                if (out.size() > MAX_BODY_BYTES)
-                    throw new IOException("response body larger than " + MAX_BODY_BYTES + " bytes");
-            }
-            return new String(out.toByteArray(), StandardCharsets.UTF_8);
+            socket.close();
+        }
+        catch (IOException e)
+        {
+            // Nothing left to do with a socket that cannot even be closed.
         }
     }
 
@@ -123,14 +191,12 @@ final class HttpSeedFetcher implements SeedFetcher
     {
         if (header == null)
             return null;
-        try
-        {
-            long value = Long.parseLong(header.trim());
-            return value >= 0 ? value : null;
-        }
-        catch (NumberFormatException e)
-        {
-            return null; // e.g. Retry-After as an HTTP date: treated as absent
-        }
+        String text = header.trim();
+        if (text.isEmpty() || text.length() > 18)
+            return null;
+        for (int i = 0; i < text.length(); i++)
+            if (text.charAt(i) < '0' || text.charAt(i) > '9')
+                return null; // e.g. Retry-After as an HTTP date: treated as absent
+        return Long.parseLong(text);
     }
 }

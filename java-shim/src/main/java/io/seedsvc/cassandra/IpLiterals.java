@@ -125,6 +125,29 @@ final class IpLiterals
         return out;
     }
 
+    /**
+     * Whether {@code address} can be a peer at all. Unspecified ({@code 0.0.0.0}, {@code ::}) and
+     * the rest of {@code 0.0.0.0/8} ("this network", RFC 1122 section 3.2.1.3), multicast
+     * ({@code 224.0.0.0/4}, {@code ff00::/8}) and the limited broadcast {@code 255.255.255.255}
+     * are refused. Loopback and link-local stay allowed (single-host clusters use them), and so
+     * does the rest of {@code 240.0.0.0/4}, which some clouds hand out to pods.
+     *
+     * @return why it is not a unicast address, or {@code null} if it is one
+     */
+    static String notUnicast(InetAddress address)
+    {
+        if (address.isAnyLocalAddress())
+            return "the unspecified address is not a peer";
+        if (address.isMulticastAddress())
+            return "a multicast address is not a peer";
+        byte[] bytes = address.getAddress();
+        if (bytes.length == 4 && bytes[0] == 0)
+            return "0.0.0.0/8 means this network, not a peer";
+        if (bytes.length == 4 && (bytes[0] & bytes[1] & bytes[2] & bytes[3]) == (byte) 0xff)
+            return "the broadcast address is not a peer";
+        return null;
+    }
+
     private static void put(byte[] out, int group, int value)
     {
         out[2 * group] = (byte) (value >>> 8);

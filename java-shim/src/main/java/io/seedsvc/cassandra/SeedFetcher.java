@@ -6,8 +6,8 @@ import java.io.IOException;
  * One request to the seedsvc sidecar's {@code GET /seeds}. The seam that tests replace; the
  * production implementation is {@link HttpSeedFetcher}.
  *
- * <p>Implementations must bound every call: a call returns or throws within its connect timeout
- * plus read timeout plus {@code waitSeconds}.
+ * <p>Implementations must bound every call: a call returns or throws within its request timeout
+ * ({@code request_timeout_ms}) plus {@code waitSeconds}, however slowly the server answers.
  */
 interface SeedFetcher
 {
@@ -17,7 +17,8 @@ interface SeedFetcher
      *                        generation moves past it (long-poll)
      * @param waitSeconds     0 for an immediate answer
      * @return the sidecar's answer, whatever its status
-     * @throws IOException when no HTTP answer was received (refused, timed out, reset, too large)
+     * @throws IOException when no complete HTTP answer was received (refused, timed out, reset, cut
+     *                     short, too large)
      */
     SidecarAnswer fetch(Long knownGeneration, int waitSeconds) throws IOException;
 

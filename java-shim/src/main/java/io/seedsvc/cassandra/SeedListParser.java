@@ -17,7 +17,9 @@ import java.util.regex.Pattern;
  * <p>A malformed entry is reported to the {@link MalformedEntryListener} and skipped - it is never
  * "repaired" into some other address. Host names are accepted only when the caller allows them
  * (the static {@code seeds} parameter); lists from the sidecar or the cache file must be IP
- * literals so that reading them never triggers a DNS lookup. Pure: no I/O, no logging.
+ * literals so that reading them never triggers a DNS lookup. Addresses that cannot be a peer
+ * (unspecified, multicast, broadcast: {@link IpLiterals#notUnicast}) are malformed entries too. A
+ * leading UTF-8 byte order mark is stripped. Pure: no I/O, no logging.
  */
 final class SeedListParser
 {
@@ -32,6 +34,8 @@ final class SeedListParser
     // RFC 1123 label: letters, digits, hyphens; no leading or trailing hyphen; at most 63 chars.
     private static final Pattern LABEL = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?");
 
+    private static final String BYTE_ORDER_MARK = "\uFEFF";
+
     private SeedListParser()
     {
     }
@@ -44,10 +48,15 @@ final class SeedListParser
      */
     static List<SeedEntry> parse(String text, boolean allowHostnames, MalformedEntryListener listener)
     {
-        if (text == null || text.trim().isEmpty())
+        if (text == null)
+            return Collections.emptyList();
+        // A leading UTF-8 byte order mark (an editor's, or a proxy's) is not part of the first
+        // entry; left in, it would make that entry malformed and drop it.
+        String list = text.startsWith(BYTE_ORDER_MARK) ? text.substring(1) : text;
+        if (list.trim().isEmpty())
             return Collections.emptyList();
         Set<SeedEntry> entries = new LinkedHashSet<>();
-        for (String token : SEPARATORS.split(text.trim()))
+        for (String token : SEPARATORS.split(list.trim()))
         {
             if (token.isEmpty())
                 continue;
@@ -81,10 +90,10 @@ final class SeedListParser
                 throw new IllegalArgumentException("not a valid IPv6 address");
             String rest = entry.substring(close + 1);
             if (rest.isEmpty())
-                return SeedEntry.literal(address, null);
+                return unicast(address, null);
             if (!rest.startsWith(":"))
                 throw new IllegalArgumentException("unexpected text after ']'");
-            return SeedEntry.literal(address, parsePort(rest.substring(1)));
+            return unicast(address, parsePort(rest.substring(1)));
         }
 
         int firstColon = entry.indexOf(':');
@@ -95,14 +104,14 @@ final class SeedListParser
             InetAddress address = IpLiterals.parse(entry);
             if (address == null)
                 throw new IllegalArgumentException("not a valid IPv6 address");
-            return SeedEntry.literal(address, null);
+            return unicast(address, null);
         }
 
         String host = firstColon >= 0 ? entry.substring(0, firstColon) : entry;
         Integer port = firstColon >= 0 ? parsePort(entry.substring(firstColon + 1)) : null;
         InetAddress address = IpLiterals.parse(host);
         if (address != null)
-            return SeedEntry.literal(address, port);
+            return unicast(address, port);
         if (looksNumeric(host))
             // "10.1", "010.0.0.1", "10.0.0.256": refuse rather than let a resolver guess.
             throw new IllegalArgumentException("not a valid IPv4 address");
@@ -111,6 +120,14 @@ final class SeedListParser
         if (!allowHostnames)
             throw new IllegalArgumentException("host names are not accepted here, only IP addresses");
         return SeedEntry.hostname(host.toLowerCase(Locale.ROOT), port);
+    }
+
+    private static SeedEntry unicast(InetAddress address, Integer port)
+    {
+        String problem = IpLiterals.notUnicast(address);
+        if (problem != null)
+            throw new IllegalArgumentException(problem);
+        return SeedEntry.literal(address, port);
     }
 
     private static Integer parsePort(String text)

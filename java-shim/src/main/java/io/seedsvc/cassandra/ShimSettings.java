@@ -22,6 +22,7 @@ final class ShimSettings
     static final String URL_PARAM = "url";
     static final String CONNECT_TIMEOUT_MS = "connect_timeout_ms";
     static final String READ_TIMEOUT_MS = "read_timeout_ms";
+    static final String REQUEST_TIMEOUT_MS = "request_timeout_ms";
     static final String STARTUP_WAIT_MS = "startup_wait_ms";
     static final String SEEDS = "seeds";
     static final String CACHE_FILE = "cache_file";
@@ -29,7 +30,7 @@ final class ShimSettings
     static final String POLL_WAIT_SECONDS = "poll_wait_seconds";
 
     private static final Set<String> KNOWN = Collections.unmodifiableSet(new HashSet<>(Arrays.asList(
-        URL_PARAM, CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, STARTUP_WAIT_MS, SEEDS, CACHE_FILE, LIVE_RELOAD,
+        URL_PARAM, CONNECT_TIMEOUT_MS, READ_TIMEOUT_MS, REQUEST_TIMEOUT_MS, STARTUP_WAIT_MS, SEEDS, CACHE_FILE, LIVE_RELOAD,
         POLL_WAIT_SECONDS)));
 
     /** The sidecar listens on loopback in the same pod (seedsvc's default port). */
@@ -42,6 +43,12 @@ final class ShimSettings
     /** Short for the same reason; the sidecar answers from memory. */
     static final int DEFAULT_READ_TIMEOUT_MS = 1000;
     /**
+     * The whole request, connect to last body byte (a long-poll adds its wait): the read timeout
+     * bounds each read only, so a peer dripping a byte per read could otherwise hold Cassandra's
+     * main thread indefinitely. Connect plus one slow read fit; a dripped answer does not.
+     */
+    static final int DEFAULT_REQUEST_TIMEOUT_MS = 2000;
+    /**
      * How long the first getSeeds() retries the sidecar before falling back to the cache file and
      * static seeds: long enough for the sidecar container to start and list the Kubernetes
      * endpoints, short enough that a broken sidecar shows up as a failed start within a minute.
@@ -53,6 +60,7 @@ final class ShimSettings
     final URL url;
     final int connectTimeoutMs;
     final int readTimeoutMs;
+    final int requestTimeoutMs;
     final long startupWaitMs;
     final String staticSeeds;     // raw text, "" when unset; parsed by the provider
     final Path cacheFile;         // null when unset
@@ -65,6 +73,7 @@ final class ShimSettings
         url = parseUrl(value(p, URL_PARAM, DEFAULT_URL));
         connectTimeoutMs = (int) parseLong(p, CONNECT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, 1, 60_000);
         readTimeoutMs = (int) parseLong(p, READ_TIMEOUT_MS, DEFAULT_READ_TIMEOUT_MS, 1, 60_000);
+        requestTimeoutMs = (int) parseLong(p, REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, 1, 60_000);
         startupWaitMs = parseLong(p, STARTUP_WAIT_MS, DEFAULT_STARTUP_WAIT_MS, 0, 3_600_000);
         staticSeeds = value(p, SEEDS, "");
         cacheFile = parsePath(value(p, CACHE_FILE, ""));
@@ -92,6 +101,11 @@ final class ShimSettings
 
     private static URL parseUrl(String text)
     {
+        for (int i = 0; i < text.length(); i++)
+            // The URL goes into the request line as it is: a space or control character would
+            // break (or smuggle into) it.
+            if (text.charAt(i) <= ' ' || text.charAt(i) > '~')
+                throw new IllegalArgumentException(URL_PARAM + ": a space, control or non-ASCII character in '" + text + "'");
         try
         {
             URL url = new URL(text);

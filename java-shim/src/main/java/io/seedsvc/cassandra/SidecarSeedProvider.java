@@ -126,7 +126,8 @@ public final class SidecarSeedProvider implements SeedProvider
         this.endpoints = types;
         this.fetcher = parsed == null ? null
                      : fetcher != null ? fetcher
-                     : new HttpSeedFetcher(parsed.url, parsed.connectTimeoutMs, parsed.readTimeoutMs);
+                     : new HttpSeedFetcher(parsed.url, parsed.connectTimeoutMs, parsed.readTimeoutMs,
+                                           parsed.requestTimeoutMs);
         this.cache = parsed == null || parsed.cacheFile == null ? null : new SeedCacheFile(parsed.cacheFile);
         if (parsed != null && !parsed.unknownParameters.isEmpty())
             logger.warn("Ignoring unknown seed_provider parameters {}", parsed.unknownParameters);
@@ -354,7 +355,16 @@ public final class SidecarSeedProvider implements SeedProvider
         {
             try
             {
-                resolved.add(new ResolvedSeed(seed.resolve(), seed.port()));
+                InetAddress address = seed.resolve();
+                // Literals were checked when parsed; a host name can still resolve to 0.0.0.0.
+                String notUnicast = IpLiterals.notUnicast(address);
+                if (notUnicast != null)
+                {
+                    logger.warn("Seed {} from {} resolves to {}: {}; skipping it", seed, source,
+                                address.getHostAddress(), notUnicast);
+                    continue;
+                }
+                resolved.add(new ResolvedSeed(address, seed.port()));
                 kept.add(seed);
             }
             catch (UnknownHostException e)

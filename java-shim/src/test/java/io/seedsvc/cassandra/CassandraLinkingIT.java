@@ -63,7 +63,7 @@ class CassandraLinkingIT
     {
         for (Object provider : providers)
             provider.getClass().getMethod("close").invoke(provider);
-        await("reloader threads to stop", 15_000, () -> !ProviderTesting.reloaderThreadAlive());
+        await("reloader threads to stop", 30_000, () -> !ProviderTesting.reloaderThreadAlive());
         if (sidecar != null)
             sidecar.close();
         for (URLClassLoader loader : loaders)
@@ -134,12 +134,43 @@ class CassandraLinkingIT
         assertEquals(Boolean.FALSE, cause.getClass().getField("logStackTrace").get(cause));
     }
 
+    /** The lines with {@code Gossiper.reloadSeeds} (4.0+); failsafe errors if there are none. */
+    static Stream<String> liveReloadVersions()
+    {
+        return versions().filter(version -> !isCassandra3(version));
+    }
+
+    /** The lines without it (3.11); failsafe errors if there are none. */
+    static Stream<String> pollOnCallVersions()
+    {
+        return versions().filter(CassandraLinkingIT::isCassandra3);
+    }
+
     @ParameterizedTest(name = "Cassandra {0}")
-    @MethodSource("versions")
+    @MethodSource("pollOnCallVersions")
+    void withoutReloadSeedsEachLaterGetSeedsAsksTheSidecarForTheNewList(String version) throws Exception
+    {
+        // What 3.11 gets instead of live reload, through its own List<InetAddress> signature:
+        // live_reload: true is refused with a warning (no thread), and every later getSeeds() -
+        // which 3.11's Gossiper makes on its own schedule - asks the sidecar once.
+        sidecar = new FakeSidecar().serve("10.0.0.1");
+        ClassLoader loader = cassandraLoader(version);
+        Object provider = newProvider(loader, params("url", sidecar.url(), "live_reload", "true"));
+        assertEquals(Collections.singletonList(InetAddress.getByName("10.0.0.1")), getSeeds(loader, provider));
+        assertFalse(ProviderTesting.reloaderThreadAlive(), "no reload thread without Gossiper.reloadSeeds");
+
+        sidecar.serve("10.0.0.2,[fd00::3]:7003");
+        List<?> seeds = getSeeds(loader, provider);
+        assertEquals(Arrays.asList(InetAddress.getByName("10.0.0.2"), InetAddress.getByName("fd00::3")), seeds);
+        assertSame(Inet6Address.class, seeds.get(1).getClass());
+        assertEquals(2, sidecar.requests().size(), "one request per getSeeds(): " + sidecar.requests());
+        assertFalse(sidecar.requests().stream().anyMatch(r -> r.contains("wait=")), "never a long-poll on 3.11");
+    }
+
+    @ParameterizedTest(name = "Cassandra {0}")
+    @MethodSource("liveReloadVersions")
     void liveReloadCallsTheGossiperMBeanWithThisCassandrasTypes(String version) throws Exception
     {
-        if (isCassandra3(version))
-            return; // covered above: no reload thread on 3.11
         sidecar = new FakeSidecar().serve("10.0.0.1");
         ClassLoader loader = cassandraLoader(version);
         Object provider = newProvider(loader, params("url", sidecar.url(), "poll_wait_seconds", "1"));
@@ -148,7 +179,7 @@ class CassandraLinkingIT
         getSeeds(loader, provider);
 
         sidecar.serve("10.0.0.2,[fd00::3]:7003");
-        await("reloadSeeds", 10_000, () -> !gossiper.reloads.isEmpty());
+        await("reloadSeeds", 30_000, () -> !gossiper.reloads.isEmpty());
         assertEquals(Arrays.asList("10.0.0.2:7000", "[fd00:0:0:0:0:0:0:3]:7003"), gossiper.reloads.get(0));
     }
 

@@ -12,6 +12,7 @@ import java.util.stream.Collectors;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class SeedListParserTest
@@ -37,6 +38,58 @@ class SeedListParserTest
         assertEquals(Arrays.asList("10.0.0.1", "10.0.0.2", "10.0.0.3"),
                      parse("  10.0.0.1 ,\n10.0.0.2,,\r\n\t10.0.0.3,\n", false));
         assertTrue(skipped.isEmpty());
+    }
+
+    @Test
+    void aLeadingByteOrderMarkIsStrippedNotMadePartOfTheFirstEntry()
+    {
+        assertEquals(Arrays.asList("10.0.0.1", "10.0.0.2"), parse("\uFEFF10.0.0.1,10.0.0.2\n", false));
+        assertTrue(skipped.isEmpty(), skipped.toString());
+        assertTrue(parse("\uFEFF", false).isEmpty());
+    }
+
+    @Test
+    void aByteOrderMarkAnywhereElseIsAMalformedEntry()
+    {
+        assertEquals(Arrays.asList("10.0.0.1"), parse("10.0.0.1,\uFEFF10.0.0.2", false));
+        assertEquals(Arrays.asList("\uFEFF10.0.0.2"), skipped);
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "0.0.0.0            | the unspecified address",
+        "0.0.0.0:7000       | the unspecified address",
+        "::                 | the unspecified address",
+        "[::]:7000          | the unspecified address",
+        "0:0:0:0:0:0:0:0    | the unspecified address",
+        "::ffff:0.0.0.0     | the unspecified address",
+        "0.1.2.3            | 0.0.0.0/8 means this network",
+        "224.0.0.1          | a multicast address",
+        "239.255.255.250    | a multicast address",
+        "224.0.0.1:7000     | a multicast address",
+        "ff02::1            | a multicast address",
+        "[ff05::2]:7000     | a multicast address",
+        "::ffff:224.0.0.1   | a multicast address",
+        "255.255.255.255    | the broadcast address",
+    })
+    void addressesThatCannotBeAPeerAreRefusedWithTheReason(String entry, String reason)
+    {
+        for (boolean allowHostnames : new boolean[]{ false, true })
+        {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                                                      () -> SeedListParser.parseEntry(entry, allowHostnames));
+            assertTrue(e.getMessage().startsWith(reason), entry + ": " + e.getMessage());
+        }
+        assertEquals(Arrays.asList("10.0.0.1"), parse("10.0.0.1," + entry, true));
+        assertEquals(Arrays.asList(entry), skipped);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = { "127.0.0.1", "::1", "fe80::1", "169.254.1.1", "240.0.0.1", "100.64.0.1", "223.255.255.255" })
+    void unicastAddressesOfEveryKindStayAccepted(String entry)
+    {
+        assertEquals(1, parse(entry, false).size(), entry);
+        assertTrue(skipped.isEmpty(), skipped.toString());
     }
 
     @Test
