@@ -26,12 +26,14 @@ from seedsvc_devcluster.faults import TcpProxy
 from tests.cluster_fixtures import ControlPlaneFactory
 from tests.sidecar_fixtures import Served, start
 from tests.test_kubernetes_source import create
+from tests.test_sidecar_kubernetes import metric
 
 pytestmark = pytest.mark.controlplane
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "fault-recovery.json"
 WAIT = 90.0
+ANSWERED_BY = 30.0  # for what should come at once: a generous bound, not a speed figure
 _recoveries: dict[str, float] = {}
 
 
@@ -163,10 +165,11 @@ async def test_watch_streams_cut_over_and_over_miss_no_change(
             )
             slowest = max(slowest, took)
         _recoveries["watch stream cut (slowest of 10)"] = slowest
-        _, _, metrics = served.get("/metrics")
-        assert 'seedsvc_watch_restarts_total{reason="server-closed",source="kubernetes"}' in metrics or (
-            'reason="closed"' in metrics
-        )
+        # Each cut breaks a chunked stream mid-flight: one restart named "closed" per cut, resumed from
+        # the last resourceVersion, never a relist ("expired").
+        restarts = "seedsvc_watch_restarts_total"
+        assert metric(served, restarts, source="kubernetes", reason="closed") == 10
+        assert metric(served, restarts, source="kubernetes", reason="expired") is None
         fds, threads = resources(served)
         assert fds <= baseline[0] + 2 and threads <= baseline[1] + 1, (baseline, fds, threads)
     finally:
@@ -199,7 +202,7 @@ def test_rbac_removed_then_restored(
     status, _, body = served.get("/readyz")
     detail = json.loads(body)
     assert status == 200 and detail["last_error_reason"] == "forbidden" and detail["stale"] is True
-    assert 'reason="forbidden"' in served.get("/metrics")[2]
+    assert (metric(served, "seedsvc_discovery_errors_total", source="kubernetes", reason="forbidden") or 0) >= 1
 
     create(control_plane, namespace, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", namespace))
     _recoveries["RBAC restored"] = watcher.until("fresh after RBAC is restored", lambda d: d["stale"] is False)
@@ -231,9 +234,13 @@ async def test_sigkill_then_restart_with_the_api_unreachable_serves_the_last_lis
         second = await asyncio.to_thread(start, env=env)
         served_processes.append(second)
         status, headers, body = second.get("/seeds")
+        answered = time.monotonic()
         assert (status, body) == (200, "10.10.0.1"), "the state file must be served from the first request"
         assert headers["X-Seedsvc-Stale"] == "true"
-        assert time.monotonic() - second.started < 5  # interpreter start-up included
+        # Spawn to open port is bounded by start() (interpreter start-up grows with load: 3.6 s seen at
+        # a load of 14); from the open port it is one round trip. The figures are in
+        # benchmarks/bench_responsiveness.py.
+        assert answered - second.listening_at < ANSWERED_BY
 
         proxy.heal()
         took = await asyncio.to_thread(Watcher(second).until, "fresh", lambda d: d["stale"] is False)

@@ -36,6 +36,10 @@ from seedsvc.sources.events import Failure, Restart, View
 from seedsvc.state import SeedState
 
 SEEDS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
+# Long-polls in these tests wait the full MAX_WAIT (300 s); an answer within ANSWERED_BY can only come
+# from the event under test, never from the wait running out, however loaded the machine is. The
+# latency figures themselves are in benchmarks/bench_responsiveness.py.
+ANSWERED_BY = 60.0
 
 
 def selection_of(*addresses: str, identity: Identity | None = None, count: int = 3) -> Selection:
@@ -103,7 +107,9 @@ def test_equal_lists_have_equal_etags_whatever_the_generation_or_restart() -> No
     etag = seeds_reply(one, as_json=False).headers["ETag"]
     assert seeds_reply(other, as_json=False).headers["ETag"] == etag
     assert seeds_reply(different, as_json=False).headers["ETag"] != etag
-    assert etag == entity_tag("text", b"10.0.0.1,10.0.0.2,10.0.0.3")
+    # sha256(b"text\0" + body), first 32 hex digits, prefixed "t" (worked out with sha256sum).
+    assert etag == '"tde9a0dac7651a799672950776739b0ad"'
+    assert entity_tag("text", b"10.0.0.1,10.0.0.2,fd00::1") == '"t311cfaf99cb77cdcc423bf5c11027c6d"'
 
 
 async def test_if_none_match_answers_304_with_the_generation_headers(service: Service) -> None:
@@ -269,13 +275,11 @@ async def test_restored_list_is_served_stale(service: Service) -> None:
 
 async def test_long_poll_wakes_on_change(service: Service) -> None:
     publish(service.state, *SEEDS)
-    poll = asyncio.create_task(service.client.get("/seeds", params={"wait": "30", "generation": "1"}))
+    poll = asyncio.create_task(service.client.get("/seeds", params={"wait": f"{MAX_WAIT:g}", "generation": "1"}))
     await asyncio.sleep(0.2)
     assert not poll.done(), "answered before anything changed"
-    started = time.monotonic()
     publish(service.state, "10.0.0.1", "10.0.0.2", "10.0.0.4")
-    response = await asyncio.wait_for(poll, 5)
-    assert time.monotonic() - started < 1.0
+    response = await asyncio.wait_for(poll, ANSWERED_BY)
     assert response.status == 200
     assert await response.text() == "10.0.0.1,10.0.0.2,10.0.0.4"
     assert response.headers["X-Seedsvc-Generation"] == "2"
@@ -283,11 +287,11 @@ async def test_long_poll_wakes_on_change(service: Service) -> None:
 
 async def test_long_poll_without_generation_waits_for_the_next_change(service: Service) -> None:
     publish(service.state, *SEEDS)
-    poll = asyncio.create_task(service.client.get("/seeds", params={"wait": "30"}))
+    poll = asyncio.create_task(service.client.get("/seeds", params={"wait": f"{MAX_WAIT:g}"}))
     await asyncio.sleep(0.2)
     assert not poll.done()
     publish(service.state, "10.0.0.7")
-    response = await asyncio.wait_for(poll, 5)
+    response = await asyncio.wait_for(poll, ANSWERED_BY)
     assert await response.text() == "10.0.0.7"
 
 
@@ -296,7 +300,7 @@ async def test_long_poll_times_out_with_the_current_list(service: Service) -> No
     started = time.monotonic()
     response = await service.client.get("/seeds", params={"wait": "0.4", "generation": "1"})
     elapsed = time.monotonic() - started
-    assert 0.35 <= elapsed < 3
+    assert 0.35 <= elapsed < ANSWERED_BY  # waited, and did not hang
     assert response.status == 200
     assert await response.text() == ",".join(SEEDS)
     assert response.headers["X-Seedsvc-Generation"] == "1"
@@ -306,9 +310,9 @@ async def test_long_poll_with_an_older_or_newer_generation_answers_at_once(servi
     publish(service.state, *SEEDS)
     publish(service.state, "10.0.0.5")
     for generation in ("0", "1", "99"):  # behind, behind, ahead (sidecar restarted)
-        started = time.monotonic()
-        response = await service.client.get("/seeds", params={"wait": "30", "generation": generation})
-        assert time.monotonic() - started < 1.0, generation
+        response = await asyncio.wait_for(
+            service.client.get("/seeds", params={"wait": f"{MAX_WAIT:g}", "generation": generation}), ANSWERED_BY
+        )
         assert response.headers["X-Seedsvc-Generation"] == "2"
 
 
@@ -321,10 +325,10 @@ async def test_long_poll_on_unservable_state_still_answers_503_after_the_wait(se
 
 
 async def test_long_poll_wakes_when_the_first_list_arrives(service: Service) -> None:
-    poll = asyncio.create_task(service.client.get("/seeds", params={"wait": "30", "generation": "0"}))
+    poll = asyncio.create_task(service.client.get("/seeds", params={"wait": f"{MAX_WAIT:g}", "generation": "0"}))
     await asyncio.sleep(0.2)
     publish(service.state, *SEEDS)
-    response = await asyncio.wait_for(poll, 5)
+    response = await asyncio.wait_for(poll, ANSWERED_BY)
     assert response.status == 200
     assert await response.text() == ",".join(SEEDS)
 
@@ -586,7 +590,7 @@ def threaded_server() -> Iterator[ThreadedServer]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
     thread.start()
-    assert ready.wait(10)
+    assert ready.wait(ANSWERED_BY)
     try:
         yield ThreadedServer(ports[0])
     finally:
@@ -628,7 +632,7 @@ def test_no_input_gives_a_5xx(
     threaded_server: ThreadedServer, method: str, segments: list[str], query: str, headers: dict[str, str]
 ) -> None:
     path = "/" + "/".join(segments) + (f"?{query}" if query else "")
-    connection = http.client.HTTPConnection("127.0.0.1", threaded_server.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", threaded_server.port, timeout=ANSWERED_BY)
     try:
         connection.request(method, path, headers=headers)
         response = connection.getresponse()

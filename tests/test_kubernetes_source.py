@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from seedsvc.state import SeedState
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, issue_cert, make_ca
 from seedsvc_devcluster.faults import HidingApiProxy, TcpProxy
-from seedsvc_devcluster.kubelet import Kubelet
+from seedsvc_devcluster.kubelet import ZONE_LABEL, Kubelet
 from tests.cluster_fixtures import ControlPlaneFactory
 from tests.discovery_run import running, wait_for_state
 
@@ -109,21 +110,51 @@ def create(plane: ControlPlane, namespace: str, obj: dict[str, Any]) -> dict[str
     return plane.api("POST", f"{prefix}/namespaces/{namespace}/{plural}", obj)  # type: ignore[no-any-return]
 
 
-def endpoint_truth(plane: ControlPlane, namespace: str, app: str) -> set[tuple[str, str, bool]]:
-    """(pod, ip, ready) of every running, non-terminating pod of ``app``, straight from the API."""
+@dataclass(frozen=True, order=True)
+class PodTruth:
+    """One running, non-terminating pod as the API has it, with its node's zone."""
+
+    ordinal: int
+    name: str
+    ip: str
+    ready: bool
+    zone: str
+
+
+def endpoint_truth(plane: ControlPlane, namespace: str, app: str) -> list[PodTruth]:
+    """Every running, non-terminating pod of ``app``, straight from the API, in ordinal order."""
+    zones = {n["metadata"]["name"]: n["metadata"]["labels"].get(ZONE_LABEL)
+             for n in plane.api("GET", "/api/v1/nodes")["items"]}
     pods = plane.api("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{app}")["items"]
-    truth = set()
+    truth = []
     for pod in pods:
         ip = pod.get("status", {}).get("podIP")
         if not ip or pod["metadata"].get("deletionTimestamp"):
             continue
         conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
-        truth.add((pod["metadata"]["name"], ip, conditions.get("Ready") == "True"))
-    return truth
+        name = pod["metadata"]["name"]
+        truth.append(PodTruth(int(name.rsplit("-", 1)[1]), name, ip, conditions.get("Ready") == "True",
+                              zones[pod["spec"]["nodeName"]]))
+    return sorted(truth)
 
 
-def as_truth(view: View) -> set[tuple[str, str, bool]]:
-    return {(e.pod or "", e.address, e.ready) for e in view.endpoints if not e.terminating}
+def expected_seeds(truth: list[PodTruth], count: int) -> tuple[str, ...]:
+    """Rules 1-4 written out for pods that all have zones: ready pods only; zones in name order take
+    turns, each giving its lowest ordinal not yet taken, until ``count``; served in ordinal order."""
+    by_zone: dict[str, list[PodTruth]] = {}
+    for pod in truth:
+        if pod.ready:
+            by_zone.setdefault(pod.zone, []).append(pod)
+    turns = [pods[depth] for depth in range(len(truth)) for _, pods in sorted(by_zone.items()) if depth < len(pods)]
+    return tuple(pod.ip for pod in sorted(turns[:count]))
+
+
+def as_truth(view: View) -> set[tuple[str, str, bool, str | None]]:
+    return {(e.pod or "", e.address, e.ready, e.zone) for e in view.endpoints if not e.terminating}
+
+
+def truth_set(truth: list[PodTruth]) -> set[tuple[str, str, bool, str | None]]:
+    return {(p.name, p.ip, p.ready, p.zone) for p in truth}
 
 
 async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
@@ -138,31 +169,38 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
         identity=Identity(),
         state=state,
     )
-    async def served_matches_truth(what: str, check: Callable[[set[tuple[str, str, bool]]], bool]) -> None:
+
+    async def served_matches_truth(what: str, check: Callable[[list[PodTruth]], bool]) -> list[PodTruth]:
+        """Wait until the pods are as ``check`` wants and the served list is exactly the seeds the
+        rules pick from them (which pods, by address, in order); return the pods."""
         deadline = time.monotonic() + WAIT
         while True:
             truth = await asyncio.to_thread(endpoint_truth, control_plane, namespace, "cassandra")
-            ready = sorted(((int(p.rsplit("-", 1)[1]), ip) for p, ip, r in truth if r))
             served = state.snapshot.seeds
-            # With 3 zones and count 3, round-robin picks the lowest ready ordinal of each zone;
-            # checked here only as "served is a set of ready pods' IPs of the right size".
-            if check(truth) and set(served) <= {ip for _, ip in ready} and len(served) == min(3, len(ready)):
-                return
+            if check(truth) and served == expected_seeds(truth, 3):
+                return truth
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: served {served}, truth {sorted(truth)}")
+                raise AssertionError(f"{what}: served {served}, expected {expected_seeds(truth, 3)}, truth {truth}")
             await asyncio.sleep(0.2)
 
+    def names(truth: list[PodTruth], *, ready: bool = True) -> set[str]:
+        return {p.name for p in truth if p.ready is ready}
+
+    three = {"cassandra-0", "cassandra-1", "cassandra-2"}
     async with running(discovery):
-        await served_matches_truth("3 ready pods", lambda t: len(t) == 3 and all(r for *_, r in t))
-        first = set(state.snapshot.seeds)
+        truth = await served_matches_truth("3 ready pods", lambda t: names(t) == three)
+        first = state.snapshot.seeds
+        # Three pods bound round robin to three nodes in three zones: one seed per zone, all of them.
+        assert len({p.zone for p in truth}) == 3
+        assert first == tuple(p.ip for p in truth)
 
         kubelet.set_ready(namespace, "cassandra-1", False)
-        await served_matches_truth("pod 1 unready", lambda t: "cassandra-1" in {p for p, _, r in t if not r})
-        assert len(state.snapshot.seeds) == 2
+        truth = await served_matches_truth("pod 1 unready", lambda t: names(t, ready=False) == {"cassandra-1"})
+        assert state.snapshot.seeds == tuple(p.ip for p in truth if p.name != "cassandra-1")
 
         kubelet.set_ready(namespace, "cassandra-1", True)
-        await served_matches_truth("pod 1 ready again", lambda t: all(r for *_, r in t) and len(t) == 3)
-        assert set(state.snapshot.seeds) == first
+        await served_matches_truth("pod 1 ready again", lambda t: names(t) == three)
+        assert state.snapshot.seeds == first
 
         control_plane.api(
             "PUT",
@@ -174,15 +212,18 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
                 "spec": {"replicas": 5},
             },
         )
-        await served_matches_truth("scaled to 5", lambda t: len(t) == 5 and all(r for *_, r in t))
+        truth = await served_matches_truth("scaled to 5", lambda t: len(names(t)) == 5)
+        # Pods 0-2 still cover every zone with the lowest ordinals: scaling up changes nothing.
+        assert state.snapshot.seeds == first
 
-        old_ip = next(ip for p, ip, _ in endpoint_truth(control_plane, namespace, "cassandra") if p == "cassandra-0")
+        old_ip = next(p.ip for p in truth if p.name == "cassandra-0")
         kubelet.delete_pod(namespace, "cassandra-0")
-        await served_matches_truth(
+        truth = await served_matches_truth(
             "pod 0 recreated with a new IP",
-            lambda t: any(p == "cassandra-0" and ip != old_ip and r for p, ip, r in t) and len(t) == 5,
+            lambda t: any(p.name == "cassandra-0" and p.ip != old_ip and p.ready for p in t) and len(names(t)) == 5,
         )
         assert old_ip not in state.snapshot.seeds
+        assert next(p.ip for p in truth if p.name == "cassandra-0") in state.snapshot.seeds
 
         control_plane.api(
             "PUT",
@@ -194,9 +235,9 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
                 "spec": {"replicas": 2},
             },
         )
-        await served_matches_truth("scaled to 2", lambda t: {p for p, _, _ in t} == {"cassandra-0", "cassandra-1"})
-        truth = endpoint_truth(control_plane, namespace, "cassandra")
-        assert sorted(state.snapshot.seeds) == sorted(ip for _, ip, _ in truth)
+        two = {"cassandra-0", "cassandra-1"}
+        truth = await served_matches_truth("scaled to 2", lambda t: {p.name for p in t} == two)
+        assert state.snapshot.seeds == tuple(p.ip for p in truth)
         assert not state.snapshot.stale
 
 
@@ -207,10 +248,12 @@ async def test_view_carries_zones_pod_names_and_readiness_from_endpointslices(
     create(control_plane, namespace, k8s.statefulset(replicas=3))
     async with recording(admin_settings(control_plane, namespace)) as recorder:
         view = await recorder.view_where("3 ready endpoints", lambda v: sum(e.ready for e in v.endpoints) == 3)
-    assert {e.pod for e in view.endpoints} == {"cassandra-0", "cassandra-1", "cassandra-2"}
-    assert all(e.zone in {"zone-a", "zone-b", "zone-c"} for e in view.endpoints)
+    truth = endpoint_truth(control_plane, namespace, "cassandra")
+    assert [p.name for p in truth] == ["cassandra-0", "cassandra-1", "cassandra-2"]
+    # Each pod by name, with its own address, readiness and its node's zone: not just the right counts.
+    assert as_truth(view) == truth_set(truth)
+    assert {e.zone for e in view.endpoints} == {"zone-a", "zone-b", "zone-c"}
     assert all(e.address.startswith("127.0.") for e in view.endpoints)
-    assert as_truth(view) == endpoint_truth(control_plane, namespace, "cassandra")
 
 
 async def test_a_410_during_the_watch_is_survived_without_missing_a_change(

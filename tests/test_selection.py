@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from seedsvc.records import Endpoint, Identity, merge_duplicates
+from seedsvc.records import Endpoint, Identity
 from seedsvc.selection import Memory, Mode, Policy, Selection, select
 from tests.strategies import endpoint_sets, identities, ipv4, ipv6, pod, policies, ready_set
 
@@ -24,7 +24,19 @@ from tests.strategies import endpoint_sets, identities, ipv4, ipv6, pod, policie
 
 
 def merged(records: list[Endpoint]) -> tuple[Endpoint, ...]:
-    return merge_duplicates(records)
+    """Rule 1's merge, written out: an address is eligible when any of its records is, terminating
+    only when all of them are. Pod and zone are the same in every slice (the strategies copy them)."""
+    groups: dict[str, list[Endpoint]] = {}
+    for e in records:
+        groups.setdefault(e.address, []).append(e)
+    result = []
+    for address in sorted(groups):
+        group = groups[address]
+        assert len({(e.pod, e.zone) for e in group}) == 1, group
+        live = [e for e in group if not e.terminating]
+        ready = any(e.ready for e in live) if live else any(e.ready for e in group)
+        result.append(Endpoint(address, group[0].pod, group[0].zone, ready=ready, terminating=not live))
+    return tuple(result)
 
 
 def eligible(records: list[Endpoint]) -> list[Endpoint]:
@@ -414,6 +426,18 @@ def test_terminating_or_deleted_seed_is_replaced_at_once(
     assert after.seeds == settled(changed, policy, now=1.0).seeds
 
 
+@pytest.mark.parametrize("how", ["terminating", "deleted"])
+def test_terminating_or_deleted_pod_1_gives_its_place_to_pod_3_at_once(how: str) -> None:
+    records = ready_set(range(5))
+    policy = Policy(flap_grace=30.0)
+    first = settled(records, policy)
+    changed = (with_flags(records, ipv4(2), ready=False, terminating=True) if how == "terminating"
+               else without(records, ipv4(2)))
+    after = select(changed, policy=policy, identity=Identity(pod_name=pod(0)), now=1.0, memory=first.memory)
+    assert (after.seeds, after.served, after.next_deadline) == ((ipv4(1), ipv4(3), ipv4(4)), (ipv4(3), ipv4(4)), None)
+    assert after.memory == Memory(seeds=(ipv4(1), ipv4(3), ipv4(4)))
+
+
 @given(records=endpoint_sets(min_pods=1, flags=False), policy=grace_policies, data=st.data())
 def test_seed_that_comes_back_within_grace_changes_nothing(
     records: list[Endpoint], policy: Policy, data: st.DataObject
@@ -433,22 +457,90 @@ def test_seed_that_comes_back_within_grace_changes_nothing(
     assert back.next_deadline is None
 
 
-def test_two_seeds_going_unready_at_different_times_announce_the_earlier_expiry() -> None:
+@pytest.mark.parametrize(
+    ("first_down", "second_down", "first_expiry", "second_expiry"),
+    [
+        # Pod 1 (ranked after pod 0) goes first: the expiry computed last is also the earliest.
+        (ipv4(2), ipv4(1), 40.0, 50.0),
+        # Pod 0 goes first: the expiry computed last (pod 1's, 50) is the later one; announcing it
+        # would serve pod 0 ten seconds past its grace.
+        (ipv4(1), ipv4(2), 40.0, 50.0),
+    ],
+    ids=["lower-ranked-first", "higher-ranked-first"],
+)
+def test_two_seeds_going_unready_at_different_times_announce_the_earlier_expiry(
+    first_down: str, second_down: str, first_expiry: float, second_expiry: float
+) -> None:
     records = ready_set(range(5))
     policy = Policy(flap_grace=30.0)
     first = settled(records, policy)
-    one_down = with_flags(records, ipv4(2), ready=False)
+    assert first.seeds == (ipv4(1), ipv4(2), ipv4(3))
+    one_down = with_flags(records, first_down, ready=False)
     a = select(one_down, policy=policy, identity=NO_ONE, now=10.0, memory=first.memory)
-    two_down = with_flags(one_down, ipv4(1), ready=False)
+    assert (a.seeds, a.next_deadline) == (first.seeds, 40.0)
+    two_down = with_flags(one_down, second_down, ready=False)
     b = select(two_down, policy=policy, identity=NO_ONE, now=20.0, memory=a.memory)
     assert b.seeds == first.seeds
-    assert b.next_deadline == 40.0
-    c = select(two_down, policy=policy, identity=NO_ONE, now=40.0, memory=b.memory)
-    assert c.seeds == (ipv4(1), ipv4(3), ipv4(4))
-    assert c.next_deadline == 50.0
-    d = select(two_down, policy=policy, identity=NO_ONE, now=50.0, memory=c.memory)
+    assert b.next_deadline == first_expiry
+    c = select(two_down, policy=policy, identity=NO_ONE, now=first_expiry, memory=b.memory)
+    assert c.seeds == tuple(sorted((second_down, ipv4(3), ipv4(4)), key=lambda a: int(a.rsplit(".", 1)[1])))
+    assert c.next_deadline == second_expiry
+    d = select(two_down, policy=policy, identity=NO_ONE, now=second_expiry, memory=c.memory)
     assert d.seeds == (ipv4(3), ipv4(4), ipv4(5))
     assert d.next_deadline is None
+
+
+@st.composite
+def flap_sequences(draw: st.DrawFn) -> tuple[Policy, list[Endpoint], list[tuple[str, float]]]:
+    """Ready pods, more than the count (so a peer always remains and the restart fallback stays out
+    of the way), and some of the first seeds going unready one after another, in any order, at times
+    close enough that some are still damped when the next one goes and some are not."""
+    policy = draw(grace_policies)
+    records = draw(endpoint_sets(min_pods=policy.count + 2, max_pods=policy.count + 5, flags=False))
+    first = settled(records, policy)
+    flappers = draw(st.permutations(first.seeds))[: draw(st.integers(1, len(first.seeds)))]
+    now = 0.0
+    downs = []
+    for address in flappers:
+        now += draw(st.integers(0, 2 * int(policy.flap_grace)))
+        downs.append((address, now))
+    return policy, records, downs
+
+
+@given(case=flap_sequences())
+def test_damped_seeds_leave_each_at_its_own_expiry_whatever_the_order_they_went_unready(
+    case: tuple[Policy, list[Endpoint], list[tuple[str, float]]],
+) -> None:
+    policy, records, downs = case
+    first = settled(records, policy)
+    expiry = {address: t + policy.flap_grace for address, t in downs}
+
+    def check(selection: Selection, now: float, down: set[str]) -> None:
+        damped = {a for a in down if now < expiry[a]}
+        assert damped <= set(selection.seeds), (now, damped, selection.seeds)
+        assert not (down - damped) & set(selection.seeds), (now, down - damped, selection.seeds)
+        # The discovery loop sleeps until next_deadline: it must be the earliest pending expiry.
+        assert selection.next_deadline == min((expiry[a] for a in damped), default=None)
+
+    memory = first.memory
+    view = records
+    for i, (address, t) in enumerate(downs):
+        view = with_flags(view, address, ready=False)
+        selection = select(view, policy=policy, identity=NO_ONE, now=t, memory=memory)
+        check(selection, t, {a for a, _ in downs[: i + 1]})
+        memory = selection.memory
+    # Then nothing else happens: follow the announced deadlines, as the loop does, to the last one.
+    now = downs[-1][1]
+    for _ in range(len(downs) + 1):
+        deadline = selection.next_deadline
+        if deadline is None:
+            break
+        assert deadline > now
+        now = deadline
+        selection = select(view, policy=policy, identity=NO_ONE, now=now, memory=selection.memory)
+        check(selection, now, {a for a, _ in downs})
+    assert selection.next_deadline is None
+    assert not {a for a, _ in downs} & set(selection.seeds)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -647,7 +739,11 @@ def test_scale_from_3_to_5_keeps_seeds_and_down_to_2_replaces_terminating_ones_a
     two = select(shrinking, policy=policy, identity=pod_1, now=20.0, memory=five.memory)
     assert (two.seeds, two.served, two.next_deadline) == ((ipv4(1), ipv4(2)), (ipv4(1),), None)
     gone = select(ready_set(range(2)), policy=policy, identity=pod_1, now=30.0, memory=two.memory)
-    assert outcome(gone) == outcome(select(ready_set(range(2)), policy=policy, identity=pod_1, now=30.0))
+    assert (gone.seeds, gone.served, gone.mode, gone.next_deadline) == (
+        (ipv4(1), ipv4(2)), (ipv4(1),), Mode.DISCOVERED, None
+    )
+    assert [(c.endpoint.pod, c.seed) for c in gone.candidates] == [(pod(0), True), (pod(1), True)]
+    assert gone.memory == Memory(seeds=(ipv4(1), ipv4(2)))
 
 
 def test_six_pods_in_three_zones_are_spread_across_zones() -> None:
@@ -688,6 +784,26 @@ def test_records_without_ordinal_follow_ordinals_by_name_then_address_ipv4_first
     selection = select(records, policy=Policy(count=6), identity=NO_ONE, now=0.0)
     assert [c.endpoint.address for c in selection.candidates] == [
         "10.0.0.3", "10.0.0.9", "10.0.0.10", "fd00::1", "10.0.0.2", "10.0.0.1"
+    ]
+
+
+def test_an_endpoint_in_two_slices_counts_once_and_eligible_if_either_slice_says_so() -> None:
+    records = [
+        Endpoint(ipv4(2), pod(1), ready=False),  # the old slice still has pod 1 unready
+        Endpoint(ipv4(1), pod(0)),
+        Endpoint(ipv4(3), pod(2), ready=False, terminating=True),
+        Endpoint(ipv4(2), pod(1)),  # the new slice has it ready
+        Endpoint(ipv4(3), pod(2)),
+        Endpoint(ipv4(4), pod(3), ready=False),
+        Endpoint(ipv4(4), pod(3), ready=False, terminating=True),
+    ]
+    selection = select(records, policy=Policy(count=4), identity=NO_ONE, now=0.0)
+    assert selection.seeds == (ipv4(1), ipv4(2), ipv4(3))
+    assert [(c.endpoint.address, c.endpoint.ready, c.endpoint.terminating, c.seed) for c in selection.candidates] == [
+        (ipv4(1), True, False, True),
+        (ipv4(2), True, False, True),
+        (ipv4(3), True, False, True),
+        (ipv4(4), False, False, False),
     ]
 
 

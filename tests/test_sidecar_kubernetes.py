@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
@@ -43,15 +44,12 @@ def eventually(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> An
 
 
 def metric(served: Served, name: str, **labels: str) -> float | None:
+    """The value of the one series of ``name`` whose labels are exactly ``labels``, or None."""
     _, _, text = served.get("/metrics")
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        unlabelled = head == name and not labels
-        labelled = head.startswith(name + "{") and all(f'{k}="{v}"' in head for k, v in labels.items())
-        if unlabelled or labelled:
-            return float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
     return None
 
 
