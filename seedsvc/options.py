@@ -59,6 +59,33 @@ class Option:
         """The key of flag values and of the Python API's overrides: the flag in snake case."""
         return self.flag.removeprefix("--").replace("-", "_")
 
+    @property
+    def default_text(self) -> str:
+        """The default as a person would type it (``none`` when unset)."""
+        default = self.default
+        if default is None or default == ():
+            return "none"
+        if isinstance(default, tuple):
+            return ",".join(str(item) for item in default)
+        if isinstance(default, float):
+            return f"{default:g}"
+        return str(default)
+
+
+def markdown_tables(tree: type[Any]) -> str:
+    """One Markdown table per group of ``tree``, headed by the first line of the group's docstring."""
+    group_types = typing.get_type_hints(tree)
+    options = options_of(tree)
+    sections = []
+    for group in dataclasses.fields(tree):
+        summary = (group_types[group.name].__doc__ or "").strip().splitlines()[0]
+        rows = [f"| `{o.flag}` | `{o.env}` | `{o.default_text}` | {o.help} |" for o in options if o.group == group.name]
+        sections.append("\n".join([
+            f"### `{group.name}`: {summary}", "", "| flag | environment | default | meaning |",
+            "|---|---|---|---|", *rows,
+        ]))
+    return "\n\n".join(sections) + "\n"
+
 
 def options_of(tree: type[Any]) -> tuple[Option, ...]:
     """Every setting of a dataclass whose fields are settings groups, in declaration order."""

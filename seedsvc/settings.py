@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from seedsvc import values
-from seedsvc.options import Option, options_of, setting
+from seedsvc.options import Option, markdown_tables, options_of, setting
 from seedsvc.records import Identity
 from seedsvc.selection import Policy
 
@@ -61,7 +61,7 @@ class DiscoverySettings:
 
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
-    """Where ``seedsvc serve`` listens."""
+    """Where seedsvc serve listens."""
 
     host: str = setting("0.0.0.0", flag="--host", env="SEEDSVC_HOST", parse=values.host, metavar="ADDRESS",
                         help="listen address of serve")
@@ -137,6 +137,8 @@ class DnsSettings:
 
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
+    """How log lines are written."""
+
     format: LogFormat = setting("text", flag="--log-format", env="SEEDSVC_LOG_FORMAT",
                                 parse=values.one_of(LogFormat), metavar="FORMAT", help="text or json")
     level: str = setting("info", flag="--log-level", env="SEEDSVC_LOG_LEVEL", parse=values.log_level,
@@ -145,6 +147,8 @@ class LoggingSettings:
 
 @dataclass(frozen=True, slots=True)
 class StateSettings:
+    """Where the last served list is kept across restarts."""
+
     file: Path | None = setting(
         None, flag="--state-file", env="SEEDSVC_STATE_FILE", parse=values.path, metavar="PATH",
         help="file that keeps the last known list across restarts (default: none)")
@@ -297,3 +301,8 @@ def cluster_domain_from_resolv_conf(path: Path) -> str | None:
                 if domain.startswith("svc.") and len(domain) > 4:
                     return domain[4:].rstrip(".")
     return None
+
+
+if __name__ == "__main__":
+    # docs/configuration.md embeds this output; tests/test_docs.py checks that it is current.
+    print(markdown_tables(Settings), end="")

@@ -15,7 +15,7 @@ def no_namespace_file(_: Path) -> None:
     return None
 
 
-def test_defaults_match_the_design_brief() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     settings = load({}, {}, serviceaccount_namespace=no_namespace_file, resolv_conf=Path("/nonexistent"))
     assert settings == Settings()
     assert (settings.discovery.source, settings.discovery.service, settings.discovery.namespace,

@@ -1,4 +1,4 @@
-"""The ``seedsvc`` command: ``serve``, ``seeds`` and ``check`` (DESIGN.md section 4).
+"""The ``seedsvc`` command: ``serve``, ``seeds`` and ``check`` (docs/design.md section 4).
 
 Every option comes from :data:`seedsvc.settings.OPTIONS`, with its environment variable and default
 in the help. argparse only collects raw strings (default None); :func:`seedsvc.settings.load`
@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from seedsvc import __version__
 from seedsvc.options import Option
@@ -31,21 +30,8 @@ SEEDS_TIMEOUT = 10.0
 """Default bound of ``seedsvc seeds`` and ``seedsvc check``: a few watch or DNS round trips."""
 
 
-def _default_text(option: Option) -> str:
-    default = option.default
-    if default is None or default == ():
-        return "none"
-    if isinstance(default, tuple):
-        return ",".join(str(item) for item in default)
-    if isinstance(default, float):
-        return f"{default:g}"
-    if isinstance(default, Path):
-        return str(default)
-    return str(default)
-
-
 def option_help(option: Option) -> str:
-    text = f"{option.help} [env: {option.env}, default: {_default_text(option)}]"
+    text = f"{option.help} [env: {option.env}, default: {option.default_text}]"
     return text.replace("%", "%%")  # argparse formats help with %
 
 
