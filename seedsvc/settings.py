@@ -303,6 +303,6 @@ def cluster_domain_from_resolv_conf(path: Path) -> str | None:
     return None
 
 
-if __name__ == "__main__":
-    # docs/configuration.md embeds this output; tests/test_docs.py checks that it is current.
-    print(markdown_tables(Settings), end="")
+def configuration_tables() -> str:
+    """The per-group tables of docs/configuration.md (tests/test_docs.py checks the page is current)."""
+    return markdown_tables(Settings)
