@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from seedsvc import __version__
+from seedsvc import __version__, values
 from seedsvc.options import Option
 from seedsvc.seedlist import seeds_document
 from seedsvc.settings import OPTIONS, ConfigError, Settings, load
@@ -43,11 +43,12 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive_seconds(text: str) -> float:
+    # The settings' own parser: ASCII decimal only, no nan, inf, 1_0 or full-width digits.
     try:
-        value = float(text)
+        value = values.seconds(0, 3600)(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}") from None
-    if not 0 < value <= 3600:  # also nan
+        value = 0.0
+    if value == 0:
         raise argparse.ArgumentTypeError(f"invalid seconds {text!r}: must be above 0 and at most 3600")
     return value
 
