@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(serve)
     seeds = commands.add_parser("seeds", help="print the current seed list once", allow_abbrev=False)
     seeds.add_argument("--json", action="store_true",
-                       help="print seeds, source, mode, reason and candidates as JSON")
+                       help="print the JSON document of GET /seeds?format=json instead")
     seeds.add_argument("--timeout", type=_positive_seconds, default=SEEDS_TIMEOUT, metavar="SECONDS",
                        help=f"give up after this long (default: {SEEDS_TIMEOUT:g})")
     _add_options(seeds)
