@@ -219,8 +219,9 @@ def load(
     given: dict[str, str] = {}  # option name -> "origin='raw'", for errors found after parsing
     for option in OPTIONS:
         raw, origin = flags.get(option.name), option.flag
-        if raw is None:
-            raw, origin = environ.get(option.env) or None, option.env
+        for env in option.envs:
+            if raw is None:
+                raw, origin = environ.get(env) or None, env
         if raw is None:
             continue
         given[option.name] = f"{origin}={raw!r}"
