@@ -67,6 +67,8 @@ class HttpSettings:
                         help="listen address of serve")
     port: int = setting(8080, flag="--port", env="SEEDSVC_PORT", parse=values.int_range(0, 65535), metavar="PORT",
                         help="listen port of serve (0: any)")
+    """The shim's default URL is http://127.0.0.1:8080/seeds; 8080 is free in the Cassandra image (7000,
+    7001, 7199 and 9042 are Cassandra's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +91,14 @@ class KubernetesSettings:
     connect_timeout: float = setting(
         5.0, flag="--connect-timeout", env="SEEDSVC_CONNECT_TIMEOUT", parse=values.seconds(0.05, 300),
         metavar="SECONDS", help="seconds to connect to the API server")
+    """The API server is one hop away inside the cluster: a connect that takes seconds will not
+    succeed, and the next attempt (with backoff) is the better use of the time."""
     request_timeout: float = setting(
         10.0, flag="--request-timeout", env="SEEDSVC_REQUEST_TIMEOUT", parse=values.seconds(0.1, 600),
         metavar="SECONDS",
         help="seconds for one list request, and for silence on a watch beyond its server-side timeout")
+    """Lists of one Service's slices are small; and a watch that stays silent this long past the
+    timeout it asked for is a dead connection, not a quiet one."""
     watch_timeout: float = setting(
         290.0, flag="--watch-timeout", env="SEEDSVC_WATCH_TIMEOUT", parse=values.seconds(1, 3600), metavar="SECONDS",
         help="server-side timeout of one watch request (jittered)")
@@ -130,9 +136,11 @@ class DnsSettings:
     max_refresh: float = setting(
         30.0, flag="--dns-max-refresh", env="SEEDSVC_DNS_MAX_REFRESH", parse=values.seconds(0.1, 86400),
         metavar="SECONDS", help="longest interval between DNS queries, whatever the TTL")
+    """A long TTL must not hide a change for longer than the watch-less source's worst case."""
     timeout: float = setting(
         2.0, flag="--dns-timeout", env="SEEDSVC_DNS_TIMEOUT", parse=values.seconds(0.05, 60), metavar="SECONDS",
         help="seconds to wait for one DNS answer")
+    """The cluster DNS answers in milliseconds; a lost UDP datagram is better asked again than waited for."""
 
 
 @dataclass(frozen=True, slots=True)
