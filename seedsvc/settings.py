@@ -136,7 +136,8 @@ class DnsSettings:
     max_refresh: float = setting(
         30.0, flag="--dns-max-refresh", env="SEEDSVC_DNS_MAX_REFRESH", parse=values.seconds(0.1, 86400),
         metavar="SECONDS", help="longest interval between DNS queries, whatever the TTL")
-    """A long TTL must not hide a change for longer than the watch-less source's worst case."""
+    """Caps how long a change can go unseen when the cluster DNS is configured with long TTLs, which
+    this sidecar does not control."""
     timeout: float = setting(
         2.0, flag="--dns-timeout", env="SEEDSVC_DNS_TIMEOUT", parse=values.seconds(0.05, 60), metavar="SECONDS",
         help="seconds to wait for one DNS answer")
