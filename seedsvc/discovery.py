@@ -118,7 +118,8 @@ class Discovery:
         elif isinstance(event, Failure):
             self.observer.failure(self.source.name, event)
             self._failing = True
-            log.warning("discovery failed (%s): %s", event.reason, event.detail)
+            retry = "" if event.retry_in is None else f"; retrying in {event.retry_in:.1f}s"
+            log.warning("discovery failed (%s): %s%s", event.reason, event.detail, retry)
             self.state.mark_failing(reason=event.reason, detail=event.detail)
         elif isinstance(event, Restart):
             self.observer.restart(self.source.name, event)

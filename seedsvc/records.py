@@ -91,7 +91,7 @@ def parse_pod_name(text: str) -> str:
 class Identity:
     """Who is asking: the caller's own pod, so it can be left out of the list it is served.
 
-    Also the ``identity`` settings group: the downward API gives the sidecar both values.
+    Also the identity settings group: the downward API gives the sidecar both values.
     """
 
     pod_name: str | None = setting(None, flag="--pod-name", env="POD_NAME", parse=parse_pod_name, metavar="NAME",

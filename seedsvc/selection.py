@@ -4,7 +4,7 @@ No clock, no logging, no randomness here. Time enters as ``now`` (any monotonic 
 select() must remember between calls (flap damping, the no-peer timer) goes in and out as
 :class:`Memory`, so every rule can be tested exhaustively without sleeping.
 
-The rules, in the order they apply (DESIGN.md section 2):
+The rules, in the order they apply (docs/design.md section 2 gives the reason for each):
 
 1. Eligible: ready (or unset) and not terminating; duplicates across slices merged.
 2. Order: StatefulSet ordinal ascending; records without an ordinal follow, by name, then address.
@@ -32,7 +32,7 @@ from seedsvc.records import Endpoint, Identity, merge_duplicates
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Selection settings, also the ``selection`` settings group; every duration is in seconds."""
+    """The parameters of the selection rules (also the selection settings group); durations in seconds."""
 
     count: int = setting(3, flag="--count", env="CASSANDRA_SERVICE_NUM_SEEDS", parse=values.int_range(1, 100),
                          metavar="N", help="how many seeds to pick")

@@ -247,6 +247,14 @@ def test_hostile_configuration_exits_2_naming_the_flag(args: tuple[str, ...], na
     assert len(result.stderr.splitlines()) == 1 and named in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "nan", "inf", "1_0", chr(0xFF13), "3601", "-1"])
+@pytest.mark.parametrize("command", ["seeds", "check"])
+def test_timeout_of_seeds_and_check_takes_positive_ascii_seconds_only(command: str, value: str) -> None:
+    result = run(command, "--source", "static", "--seeds", "10.0.0.1", "--timeout", value)
+    assert result.returncode == 2
+    assert f"invalid seconds {value!r}" in result.stderr
+
+
 def test_a_nameserver_given_by_name_is_resolved_at_start_and_discovery_keeps_running(
     served_processes: list[Served],
 ) -> None:

@@ -221,6 +221,12 @@ def test_a_answer_gives_addresses_and_ttl() -> None:
     assert (found.skipped, found.ttl) == (0, 7)
 
 
+def test_addresses_no_node_can_have_are_skipped() -> None:
+    answer = [f"{SEED_NAME} 7 IN A {a}" for a in ("10.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255")]
+    found = addresses_from_answer(response_for(SEED_NAME, "A", answer=answer), what="test")
+    assert (found.addresses, found.skipped) == (("10.0.0.1",), 3)
+
+
 def test_aaaa_answer_is_normalised() -> None:
     long_form = "2001:0DB8:0000:0000:0000:0000:0000:0001"
     response = response_for(SEED_NAME, "AAAA", answer=[f"{SEED_NAME} 5 IN AAAA {long_form}"])

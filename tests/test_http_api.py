@@ -1,4 +1,4 @@
-"""The HTTP API over real HTTP on loopback (DESIGN.md section 3, docs/http-api.md).
+"""The HTTP API over real HTTP on loopback (docs/design.md section 3, docs/http-api.md).
 
 Each test gets its own app (own SeedState, Health and Metrics) behind aiohttp's test server bound to
 127.0.0.1; the state is driven through the same calls the discovery loop makes.

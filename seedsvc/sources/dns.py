@@ -55,7 +55,7 @@ import dns.rdatatype
 import dns.rdtypes.IN.SRV
 import dns.rrset
 
-from seedsvc.records import Endpoint, InvalidAddress, merge_duplicates, normalize_address
+from seedsvc.records import Endpoint, InvalidAddress, merge_duplicates, seed_address
 from seedsvc.settings import RESOLV_CONF, ConfigError, Settings
 from seedsvc.sources.backoff import Backoff
 from seedsvc.sources.checks import Check
@@ -217,7 +217,8 @@ def _addresses_of(rrset: dns.rrset.RRset, ttl: int) -> Addresses:
     skipped = 0
     for rdata in rrset:
         try:
-            found.append(normalize_address(str(getattr(rdata, "address", ""))))
+            # No node can be at 0.0.0.0, ::, a multicast or the broadcast address: skipped like junk.
+            found.append(seed_address(str(getattr(rdata, "address", ""))))
         except InvalidAddress:
             skipped += 1
     return Addresses(tuple(found), skipped, ttl)

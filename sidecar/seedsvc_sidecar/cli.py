@@ -1,4 +1,4 @@
-"""The ``seedsvc`` command: ``serve``, ``seeds`` and ``check`` (DESIGN.md section 4).
+"""The ``seedsvc`` command: ``serve``, ``seeds`` and ``check`` (docs/design.md section 4).
 
 Every option comes from :data:`seedsvc.settings.OPTIONS`, with its environment variable and default
 in the help. argparse only collects raw strings (default None); :func:`seedsvc.settings.load`
@@ -15,9 +15,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from seedsvc import __version__
+from seedsvc import __version__, values
 from seedsvc.options import Option
 from seedsvc.seedlist import seeds_document
 from seedsvc.settings import OPTIONS, ConfigError, Settings, load
@@ -31,21 +30,8 @@ SEEDS_TIMEOUT = 10.0
 """Default bound of ``seedsvc seeds`` and ``seedsvc check``: a few watch or DNS round trips."""
 
 
-def _default_text(option: Option) -> str:
-    default = option.default
-    if default is None or default == ():
-        return "none"
-    if isinstance(default, tuple):
-        return ",".join(str(item) for item in default)
-    if isinstance(default, float):
-        return f"{default:g}"
-    if isinstance(default, Path):
-        return str(default)
-    return str(default)
-
-
 def option_help(option: Option) -> str:
-    text = f"{option.help} [env: {option.env}, default: {_default_text(option)}]"
+    text = f"{option.help} [env: {', '.join(option.envs)}, default: {option.default_text}]"
     return text.replace("%", "%%")  # argparse formats help with %
 
 
@@ -57,17 +43,18 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _positive_seconds(text: str) -> float:
+    # The settings' own parser: ASCII decimal only, no nan, inf, 1_0 or full-width digits.
     try:
-        value = float(text)
+        value = values.seconds(0, 3600)(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}") from None
-    if not 0 < value <= 3600:  # also nan
+        value = 0.0
+    if value == 0:
         raise argparse.ArgumentTypeError(f"invalid seconds {text!r}: must be above 0 and at most 3600")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    table = "\n".join(f"  {o.flag:<26} {o.env}" for o in OPTIONS)
+    table = "\n".join(f"  {o.flag:<26} {', '.join(o.envs)}" for o in OPTIONS)
     parser = argparse.ArgumentParser(
         prog="seedsvc",
         description="Kubernetes-aware seed discovery for Apache Cassandra.",
@@ -82,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(serve)
     seeds = commands.add_parser("seeds", help="print the current seed list once", allow_abbrev=False)
     seeds.add_argument("--json", action="store_true",
-                       help="print seeds, source, mode, reason and candidates as JSON")
+                       help="print the JSON document of GET /seeds?format=json instead")
     seeds.add_argument("--timeout", type=_positive_seconds, default=SEEDS_TIMEOUT, metavar="SECONDS",
                        help=f"give up after this long (default: {SEEDS_TIMEOUT:g})")
     _add_options(seeds)

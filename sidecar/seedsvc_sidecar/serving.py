@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN.md section 3): an aiohttp app factory and the functions behind its handlers.
+"""The HTTP API (docs/design.md section 3): an aiohttp app factory and the functions behind its handlers.
 
 Handlers only translate HTTP into calls of the framework-neutral functions below, each of which
 returns a :class:`Reply` (status, headers, body), so every answer can be tested without a server.
