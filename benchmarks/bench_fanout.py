@@ -46,6 +46,7 @@ from benchmarks.common import (
 
 SERVICE = "fanout"
 SLICE_SIZE = 100
+CONNECT_BATCH = 25
 FORMATS = {
     "json": "application/json",
     "protobuf": "application/vnd.kubernetes.protobuf",
@@ -106,20 +107,32 @@ class Fleet:
         self.watchers = [Watcher(i) for i in range(count)]
         self._sessions: list[aiohttp.ClientSession] = []
 
-    async def start(self, resource_version: str) -> None:
+    async def start(self, resource_version: str, proxy: CountingProxy) -> None:
         path = (f"/apis/discovery.k8s.io/v1/namespaces/{self._namespace}/endpointslices"
                 f"?watch=1&allowWatchBookmarks=false&timeoutSeconds=3600&resourceVersion={resource_version}"
                 f"&labelSelector=kubernetes.io%2Fservice-name%3D{SERVICE}")
-        for watcher in self.watchers:
-            # One session (one connection) per watcher: N sidecars are N clients, never one shared pool.
-            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl, limit=1))
-            self._sessions.append(session)
-            watcher.task = asyncio.create_task(self._run(session, self._base + path, watcher))
-        await asyncio.sleep(0)
+        # Connect in batches: hundreds of simultaneous TLS handshakes on 2 busy cores time out, and
+        # sidecars never all start in the same second anyway.
+        for first in range(0, len(self.watchers), CONNECT_BATCH):
+            for watcher in self.watchers[first:first + CONNECT_BATCH]:
+                # One session (one connection) per watcher: N sidecars are N clients, not one shared pool.
+                session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl, limit=1))
+                self._sessions.append(session)
+                watcher.task = asyncio.create_task(self._run(session, self._base + path, watcher))
+            await self._connected(proxy, min(first + CONNECT_BATCH, len(self.watchers)))
+
+    async def _connected(self, proxy: CountingProxy, count: int) -> None:
+        deadline = time.monotonic() + 120
+        while proxy.connections < count:
+            if errors := self.failed():
+                raise RuntimeError(f"{len(errors)} watchers failed, first: {errors[0]!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {proxy.connections} of {count} watches connected")
+            await asyncio.sleep(0.05)
 
     async def _run(self, session: aiohttp.ClientSession, url: str, watcher: Watcher) -> None:
         count = _count_protobuf if "protobuf" in self._accept else _count_json
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        timeout = aiohttp.ClientTimeout(total=None, connect=60)
         async with session.get(url, headers={"Accept": self._accept}, timeout=timeout) as response:
             if response.status != 200:
                 raise RuntimeError(f"watch {watcher.index}: HTTP {response.status}: {(await response.text())[:200]}")
@@ -187,13 +200,8 @@ async def _measure(cluster: Cluster, api: AsyncApi, *, watchers: int, fmt: str, 
     pid = apiserver_pid(cluster)
     try:
         started = time.monotonic()
-        await fleet.start(version)
-        # Wait until every stream is open (the relay has seen every connection and its TLS handshake).
-        while proxy.connections < watchers:
-            if time.monotonic() - started > 120:
-                raise TimeoutError(f"only {proxy.connections} of {watchers} watches connected")
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # let the last handshakes and request headers settle
+        await fleet.start(version, proxy)
+        await asyncio.sleep(2.0)  # let the last handshakes and request headers settle
         connect_s = time.monotonic() - started
         samples: list[dict[str, float]] = []
         for change in range(changes):
