@@ -64,10 +64,20 @@ final class RequestDeadline
     }
 
     /** The exception every deadline failure is reported as, whatever step it cut short. */
-    SocketTimeoutException timeout()
+    Exceeded timeout()
     {
-        return new SocketTimeoutException("no complete answer within " + budgetMs + " ms (request_timeout_ms"
-                                          + " plus any long-poll wait)");
+        return new Exceeded(budgetMs);
+    }
+
+    /** The request ran out of time (as opposed to one read timing out). */
+    static final class Exceeded extends SocketTimeoutException
+    {
+        private static final long serialVersionUID = 1L;
+
+        Exceeded(long budgetMs)
+        {
+            super("no complete answer within " + budgetMs + " ms (request_timeout_ms plus any long-poll wait)");
+        }
     }
 
     /** Closes {@code resource} once the deadline has passed; cancel the result when done. */
