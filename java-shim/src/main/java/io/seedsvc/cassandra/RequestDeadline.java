@@ -50,8 +50,8 @@ final class RequestDeadline
     }
 
     /**
-     * @return {@code timeoutMs}, shortened to the time left (at least 1 ms: 0 means "forever" to a
-     *         socket)
+     * @return {@code timeoutMs}, shortened to the time left, rounded up so that a step given the
+     *         time left does not end before the deadline (and never 0, "forever" to a socket)
      * @throws SocketTimeoutException if the deadline has passed already
      */
     int bound(int timeoutMs) throws SocketTimeoutException
@@ -59,7 +59,7 @@ final class RequestDeadline
         long leftNanos = deadlineNanos - System.nanoTime();
         if (leftNanos <= 0)
             throw timeout();
-        long leftMs = Math.max(1, TimeUnit.NANOSECONDS.toMillis(leftNanos));
+        long leftMs = (leftNanos + 999_999) / 1_000_000;
         return (int) Math.min(timeoutMs, leftMs);
     }
 
