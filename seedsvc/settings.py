@@ -75,6 +75,12 @@ class Settings:
     dns_min_refresh: float = 1.0
     dns_max_refresh: float = 30.0
     dns_timeout: float = 2.0
+    # HTTP server limits (see HTTP_LIMIT_OPTIONS below): one block, to move into an HTTP settings group.
+    http_header_timeout: float = 10.0
+    http_idle_timeout: float = 60.0
+    http_max_connections: int = 512
+    http_max_long_polls: int = 256
+    http_trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @property
     def policy(self) -> Policy:
@@ -258,6 +264,44 @@ OPTIONS: tuple[Option, ...] = (
     Option("dns_timeout", "--dns-timeout", "SEEDSVC_DNS_TIMEOUT", _seconds(0.05, 60),
            "seconds to wait for one DNS answer", "SECONDS"),
 )
+
+
+# --- HTTP server limits ---------------------------------------------------------------------------
+# Why each default is what it is: docs/http-api.md, "Limits". Callers in the trusted networks (by
+# default loopback: the pod's own Cassandra shim and exec probes) are never refused by the caps.
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ValueError("expected one or more networks, e.g. 127.0.0.0/8,::1/128")
+    networks: list[str] = []
+    for item in items:
+        try:
+            # ASCII only: ipaddress accepts other scripts' digits, which nobody means in a CIDR.
+            if not item.isascii():
+                raise ValueError(f"{item!r} is not ASCII")
+            networks.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ValueError(f"not a network: {exc}") from None
+    return tuple(dict.fromkeys(networks))
+
+
+HTTP_LIMIT_OPTIONS: tuple[Option, ...] = (
+    Option("http_header_timeout", "--http-header-timeout", "SEEDSVC_HTTP_HEADER_TIMEOUT", _seconds(0.5, 300),
+           "seconds a client has to finish a request's headers once it started them", "SECONDS"),
+    Option("http_idle_timeout", "--http-idle-timeout", "SEEDSVC_HTTP_IDLE_TIMEOUT", _seconds(1, 3600),
+           "seconds a connection may stay open with no request in progress (also before the first)", "SECONDS"),
+    Option("http_max_connections", "--http-max-connections", "SEEDSVC_HTTP_MAX_CONNECTIONS",
+           _int_range(1, 1_000_000), "open connections from untrusted callers; more are answered 503 and closed "
+           "(also capped below the file-descriptor limit)", "N"),
+    Option("http_max_long_polls", "--http-max-long-polls", "SEEDSVC_HTTP_MAX_LONG_POLLS", _int_range(0, 1_000_000),
+           "waiting long-polls from untrusted callers; more are answered 503 with Retry-After", "N"),
+    Option("http_trusted_networks", "--http-trusted-networks", "SEEDSVC_HTTP_TRUSTED_NETWORKS", _networks,
+           "callers never refused by the connection and long-poll caps, comma-separated CIDRs", "CIDRS"),
+)
+
+OPTIONS = OPTIONS + HTTP_LIMIT_OPTIONS
 
 
 def load(
