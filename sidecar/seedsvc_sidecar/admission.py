@@ -33,16 +33,21 @@ log = logging.getLogger("seedsvc.http")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
-FD_RESERVE = 256
-"""File descriptors kept free below the untrusted-connection cap: trusted callers, connections being
-refused (see SHED_LINGER_MAX), the API client and DNS sockets, the state file, logs, with a margin.
-An fd limit of 1024 (a common container default) thus leaves 768 untrusted connections."""
+FD_RESERVE = 384
+"""File descriptors kept free below the untrusted-connection cap. Under a flood they go to: sockets
+accepted but not yet judged (asyncio accepts up to BACKLOG per loop turn, and a refused socket is
+only released a turn after its close: two turns' worth, 256), refusals lingering (SHED_LINGER_MAX),
+trusted callers, the API client and DNS sockets, the state file and logs. Measured: with 256 held
+back, 1,100 connections against an fd limit of 1024 still made accept() fail with EMFILE."""
+
+BACKLOG = 128
+"""The listen backlog (aiohttp's default): also how many connections asyncio accepts per loop turn."""
 
 SHED_LINGER = 1.0
 """Seconds a refused connection is kept half-closed after its 503, so the client reads the answer
 instead of a reset (closing a socket with unread input makes the kernel send RST)."""
 
-SHED_LINGER_MAX = 64
+SHED_LINGER_MAX = 32
 """Refused connections lingering at once; beyond this a refusal is an immediate close, so a flood of
 connects cannot pin descriptors through the refusal path."""
 
@@ -334,7 +339,7 @@ class GuardedSite(web.BaseSite):
         admission = self._admission
         admission.start(soft_fd_limit())
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: admission.connection(server), self._host, self._port, backlog=self._backlog
+            lambda: admission.connection(server), self._host, self._port, backlog=BACKLOG
         )
 
     async def stop(self) -> None:
