@@ -35,7 +35,7 @@ class EventTooLarge(ValueError):
 class LineSplitter:
     """Cuts a byte stream into newline-terminated lines of at most ``limit`` bytes. No I/O.
 
-    aiohttp's ``readuntil`` gives up at its read buffer's high-water mark (128 KiB), far below a large
+    aiohttp's ``readuntil`` gives up at its read buffer's high-water mark (512 KiB for the client), below a large
     object, so the watch feeds raw chunks here instead.
     """
 
