@@ -252,3 +252,33 @@ def test_memory_returns_after_a_burst_of_long_polls(served_processes: list[Serve
         if time.monotonic() > deadline:
             pytest.fail(f"RSS {baseline:.0f} MiB before, {peak:.0f} at the peak, still {now:.0f} a minute after")
         time.sleep(0.5)
+
+
+def test_accept_failures_log_one_line_per_interval_not_a_traceback_each(served_processes: list[Served]) -> None:
+    """EMFILE provoked on purpose: trusted callers are not capped, so 1,100 of them exhaust an fd
+    limit of 1024. asyncio then fails accept() over and over; the log must stay a few lines."""
+    with fd_limit(1024):
+        served = start(*STATIC)
+    served_processes.append(served)
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            flood.append(sock)
+            sock.settimeout(GENEROUS)
+            sock.connect(("127.0.0.1", served.port))  # the kernel completes it; accept() is what fails
+        time.sleep(3)  # a few of asyncio's one-second accept retries
+    finally:
+        for sock in flood:
+            sock.close()
+    deadline = time.monotonic() + GENEROUS
+    while metric(served, "seedsvc_http_accept_errors_total") == 0:
+        assert time.monotonic() < deadline, "no accept() failure was provoked"
+        time.sleep(0.5)
+    assert served.get("/healthz")[0] == 200
+    code, _ = served.stop()
+    assert code == 0
+    text = "".join(served.log)
+    assert "Traceback" not in text, text[-3000:]
+    warnings = [line for line in served.log if "cannot accept connections" in line]
+    assert 1 <= len(warnings) <= 2 and "Too many open files" in warnings[0], warnings
