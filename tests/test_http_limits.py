@@ -7,7 +7,7 @@ import logging
 
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage
-from seedsvc_sidecar.admission import FD_RESERVE, LOOPBACK, Limits, connection_cap, is_trusted, refusal_bytes
+from seedsvc_sidecar.admission import FD_RESERVE, Limits, connection_cap, is_trusted, refusal_bytes
 from seedsvc_sidecar.logs import MalformedRequests, Throttle
 from seedsvc_sidecar.serving import BadRequest, parse_wait
 
@@ -30,7 +30,7 @@ from seedsvc.settings import ConfigError, load
     ],
 )
 def test_loopback_is_trusted_by_default_whatever_the_socket_family(peer: object, trusted: bool) -> None:
-    assert is_trusted(peer, LOOPBACK) is trusted
+    assert is_trusted(peer, Limits.defaults().trusted) is trusted
 
 
 def test_trusted_networks_come_from_the_settings() -> None:

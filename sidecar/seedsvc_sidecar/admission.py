@@ -31,7 +31,6 @@ from seedsvc_sidecar.metrics import Metrics
 log = logging.getLogger("seedsvc.http")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 FD_RESERVE = 384
 """File descriptors kept free below the untrusted-connection cap. Under a flood they go to: sockets
@@ -69,13 +68,18 @@ RELIEF_MAX_DELAY = 10.0
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The HTTP server's limits, validated by the settings loader; durations in seconds."""
+    """The HTTP server's limits, from the ``--http-*`` settings (which hold the defaults and their
+    reasons: docs/http-api.md, "Limits"); durations in seconds."""
 
-    header_timeout: float = 10.0
-    idle_timeout: float = 60.0
-    max_connections: int = 512
-    max_long_polls: int = 256
-    trusted: tuple[Network, ...] = LOOPBACK
+    header_timeout: float
+    idle_timeout: float
+    max_connections: int
+    max_long_polls: int
+    trusted: tuple[Network, ...]
+
+    @classmethod
+    def defaults(cls) -> Limits:
+        return cls.from_settings(Settings())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -281,7 +281,7 @@ def make_app(*, state: SeedState, health: Health, metrics: Metrics, limits: Limi
     (discovery) are the caller's: add them to ``app.cleanup_ctx``.
     """
     app = web.Application(middlewares=[_track, _measure, _errors])
-    app[ADMISSION] = Admission(limits or Limits(), metrics)
+    app[ADMISSION] = Admission(limits or Limits.defaults(), metrics)
     app[STATE] = state
     app[HEALTH] = health
     app[METRICS] = metrics
