@@ -289,9 +289,10 @@ def _networks(value: str) -> tuple[str, ...]:
 
 HTTP_LIMIT_OPTIONS: tuple[Option, ...] = (
     Option("http_header_timeout", "--http-header-timeout", "SEEDSVC_HTTP_HEADER_TIMEOUT", _seconds(0.5, 300),
-           "seconds a client has to finish a request's headers once it started them", "SECONDS"),
+           "seconds a client has to finish a request's headers, from connecting or from the first byte of a "
+           "later request", "SECONDS"),
     Option("http_idle_timeout", "--http-idle-timeout", "SEEDSVC_HTTP_IDLE_TIMEOUT", _seconds(1, 3600),
-           "seconds a connection may stay open with no request in progress (also before the first)", "SECONDS"),
+           "seconds a connection may stay open between requests", "SECONDS"),
     Option("http_max_connections", "--http-max-connections", "SEEDSVC_HTTP_MAX_CONNECTIONS",
            _int_range(1, 1_000_000), "open connections from untrusted callers; more are answered 503 and closed "
            "(also capped below the file-descriptor limit)", "N"),

@@ -221,10 +221,12 @@ class Admission:
 class GuardedConnection(asyncio.Protocol):
     """One connection: admitted or refused on arrival, then timed while it is not in a request.
 
-    Two clocks, never both running: the idle clock from arrival and from the end of each request
-    (``idle_timeout``), and the header clock from the first byte of the next request
-    (``header_timeout``) until the app sees the request. Either expiring closes the connection. A
-    request in progress (a long-poll) is not timed here: its own ``wait`` bounds it.
+    Two clocks, never both running: the header clock (``header_timeout``) from arrival, and from
+    the first byte of each later request, until the app sees the request; the idle clock
+    (``idle_timeout``) from the end of each request. Either expiring closes the connection, so a
+    connection that never completes a request holds its slot for ``header_timeout`` at most, like
+    nginx's ``client_header_timeout``. A request in progress (a long-poll) is not timed here: its
+    own ``wait`` bounds it.
     """
 
     __slots__ = ("_admission", "_busy", "_handler", "_lingers", "_make_handler", "_phase", "_timer", "_transport",
@@ -249,7 +251,7 @@ class GuardedConnection(asyncio.Protocol):
             self._refuse(transport)
             return
         self._handler = self._make_handler()
-        self._arm(self._admission.limits.idle_timeout, "idle")
+        self._arm(self._admission.limits.header_timeout, "header")
         self._handler.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
