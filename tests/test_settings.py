@@ -140,7 +140,9 @@ SAMPLES = {
     "watch_timeout": "290", "token_reread": "60",
     "dns_name": "cassandra.db.svc.cluster.local", "dns_nameserver": "10.96.0.10:53", "srv_port_name": "cql",
     "cluster_domain": "cluster.local", "dns_min_refresh": "1", "dns_max_refresh": "30", "dns_timeout": "2",
-    "host": "127.0.0.1", "port": "8080", "log_format": "json", "log_level": "info", "state_file": "/var/lib/seeds.json",
+    "host": "127.0.0.1", "port": "8080", "http_header_timeout": "10", "http_idle_timeout": "60",
+    "http_max_connections": "512", "http_max_long_polls": "256", "http_trusted_networks": "127.0.0.0/8,::1/128",
+    "log_format": "json", "log_level": "info", "state_file": "/var/lib/seeds.json",
 }
 
 

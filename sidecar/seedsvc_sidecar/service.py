@@ -16,9 +16,11 @@ from seedsvc.discovery import Discovery
 from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
 from seedsvc.state import SeedState, StateFile, StateFileError
+from seedsvc_sidecar.admission import GuardedSite, Limits
 from seedsvc_sidecar.health import Health
+from seedsvc_sidecar.logs import MalformedRequests, Throttle, loop_exception_handler
 from seedsvc_sidecar.metrics import Metrics
-from seedsvc_sidecar.serving import make_app
+from seedsvc_sidecar.serving import ADMISSION, METRICS, make_app
 
 log = logging.getLogger("seedsvc.serve")
 
@@ -50,7 +52,7 @@ def build_app(settings: Settings) -> web.Application:
     restore_state(state, settings.state.file)
     metrics = Metrics(state, source=settings.discovery.source)
     health = Health()
-    app = make_app(state=state, health=health, metrics=metrics)
+    app = make_app(state=state, health=health, metrics=metrics, limits=Limits.from_settings(settings))
     discovery = Discovery(
         source=build_source(settings),
         policy=settings.selection,
@@ -108,12 +110,24 @@ async def serve(settings: Settings, *, shutdown_grace: float = SHUTDOWN_GRACE) -
 
 async def _serve_until(stop: asyncio.Event, settings: Settings, *, shutdown_grace: float) -> int:
     app = build_app(settings)
+    metrics, admission = app[METRICS], app[ADMISSION]
+    throttle = Throttle()
+    # aiohttp's own per-connection log lines (a request it cannot parse, say) go through a logger
+    # of ours, whose filter keeps what a caller can provoke to one line at a bounded rate.
+    protocol_log = logging.getLogger("seedsvc.http.protocol")
+    quiet = MalformedRequests(throttle, metrics.http_malformed.inc)
+    protocol_log.addFilter(quiet)
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(loop_exception_handler(throttle, metrics.http_accept_errors.inc))
     # Handlers are cancelled when their client goes away, so abandoned long-polls do not pile up.
+    # aiohttp's keep-alive timer duplicates the idle clock of GuardedConnection: a second line of defence.
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_grace,
-                           handler_cancellation=True, access_log=None)
+                           handler_cancellation=True, access_log=None, logger=protocol_log,
+                           keepalive_timeout=admission.limits.idle_timeout)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        site = GuardedSite(runner, settings.http.host, settings.http.port, admission=admission)
         try:
             await site.start()
         except OSError as exc:
@@ -128,5 +142,7 @@ async def _serve_until(stop: asyncio.Event, settings: Settings, *, shutdown_grac
     finally:
         # Shielded so a second signal cannot leave the site half closed.
         await asyncio.shield(runner.cleanup())
+        loop.set_exception_handler(previous_handler)
+        protocol_log.removeFilter(quiet)
     log.info("stopped")
     return 0
