@@ -127,6 +127,8 @@ def compose(
     now: float,
 ) -> Composition:
     """The caller's list: local part, then peers' parts (name order, ``rules.peer_count`` each)."""
+    if not peers:
+        return Composition(local, (), None)
     own = {identity.pod_ip} if identity.pod_ip else set()
     # The caller is never a remote seed of itself: its address in a peer's answer means overlapping
     # address ranges or a misconfigured peer, and serving it would let the caller skip bootstrap.

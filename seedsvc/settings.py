@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from seedsvc import federation_settings
 from seedsvc.records import InvalidAddress, normalize_address
 from seedsvc.selection import Policy
 
@@ -75,6 +76,12 @@ class Settings:
     dns_min_refresh: float = 1.0
     dns_max_refresh: float = 30.0
     dns_timeout: float = 2.0
+    datacenter: str | None = None
+    peers: tuple[tuple[str, str], ...] = ()
+    peer_count: int = 2
+    peer_ca_file: Path | None = None
+    bootstrap_datacenter: str | None = None
+    peer_expiry: float = 86400.0
 
     @property
     def policy(self) -> Policy:
@@ -257,7 +264,24 @@ OPTIONS: tuple[Option, ...] = (
            "longest interval between DNS queries, whatever the TTL", "SECONDS"),
     Option("dns_timeout", "--dns-timeout", "SEEDSVC_DNS_TIMEOUT", _seconds(0.05, 60),
            "seconds to wait for one DNS answer", "SECONDS"),
+    Option("datacenter", "--datacenter", "SEEDSVC_DATACENTER", federation_settings.datacenter_name,
+           "this Cassandra datacenter's name (falls back to CASSANDRA_DC); unset: a single datacenter", "NAME"),
+    Option("peers", "--peers", "SEEDSVC_PEERS", federation_settings.peers,
+           "peer datacenters' seedsvc base URLs: name=URL[,name=URL...]; needs --datacenter", "NAME=URL,..."),
+    Option("peer_count", "--peer-count", "SEEDSVC_PEER_COUNT", _int_range(1, 100),
+           "seeds taken from each peer datacenter, in the peer's order", "N"),
+    Option("peer_ca_file", "--peer-ca-file", "SEEDSVC_PEER_CA_FILE", _path,
+           "CA bundle that verifies https:// peers (default: the system CAs)", "PATH"),
+    Option("bootstrap_datacenter", "--bootstrap-datacenter", "SEEDSVC_BOOTSTRAP_DATACENTER",
+           federation_settings.datacenter_name,
+           "with peers: the one datacenter whose bootstrap pod may seed itself when no peer seed is known "
+           "(default: none may)", "NAME"),
+    Option("peer_expiry", "--peer-expiry", "SEEDSVC_PEER_EXPIRY", _seconds(1, 365 * 86400),
+           "seconds a failing peer's last seeds stay in the list", "SECONDS"),
 )
+
+# The classic run.sh's name for the datacenter, read when SEEDSVC_DATACENTER and --datacenter are unset.
+DATACENTER_FALLBACK_ENV = "CASSANDRA_DC"
 
 
 def load(
@@ -285,6 +309,13 @@ def load(
         except ValueError as exc:
             raise ConfigError(f"invalid {origin}={raw!r}: {exc}") from None
 
+    if "datacenter" not in values and environ.get(DATACENTER_FALLBACK_ENV):
+        raw = environ[DATACENTER_FALLBACK_ENV]
+        try:
+            values["datacenter"] = federation_settings.datacenter_name(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {DATACENTER_FALLBACK_ENV}={raw!r}: {exc}") from None
+
     sa_dir = values.get("serviceaccount_dir", Path(SERVICEACCOUNT_DIR))
     if "namespace" not in values:
         values["namespace"] = (serviceaccount_namespace or _read_namespace)(sa_dir) or "default"
@@ -303,6 +334,25 @@ def _check_consistency(settings: Settings) -> None:
             f"invalid SEEDSVC_DNS_MIN_REFRESH={settings.dns_min_refresh:g}: "
             f"greater than SEEDSVC_DNS_MAX_REFRESH={settings.dns_max_refresh:g}"
         )
+    _check_federation(settings)
+
+
+def _check_federation(settings: Settings) -> None:
+    """DESIGN.md section 7: peers need a datacenter, never name it, and the bootstrap DC is one of them."""
+    shown_peers = ",".join(f"{name}={url}" for name, url in settings.peers)
+    if settings.peers and settings.datacenter is None:
+        raise ConfigError(f"invalid SEEDSVC_PEERS={shown_peers!r}: needs SEEDSVC_DATACENTER (--datacenter)")
+    if any(name == settings.datacenter for name, _ in settings.peers):
+        raise ConfigError(f"invalid SEEDSVC_PEERS={shown_peers!r}: a peer is named like this datacenter "
+                          f"({settings.datacenter})")
+    bootstrap = settings.bootstrap_datacenter
+    if bootstrap is not None:
+        known = {settings.datacenter, *(name for name, _ in settings.peers)} - {None}
+        if bootstrap not in known:
+            raise ConfigError(f"invalid SEEDSVC_BOOTSTRAP_DATACENTER={bootstrap!r}: neither this datacenter "
+                              f"nor a peer ({', '.join(sorted(str(k) for k in known)) or 'none configured'})")
+    if settings.peer_ca_file is not None and not settings.peer_ca_file.is_file():
+        raise ConfigError(f"invalid SEEDSVC_PEER_CA_FILE={str(settings.peer_ca_file)!r}: no such file")
 
 
 def _read_namespace(serviceaccount_dir: Path) -> str | None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from seedsvc.federation import DatacenterStatus
 from seedsvc.records import Endpoint, normalize_address
 from seedsvc.selection import Candidate, Mode, Selection
 
@@ -40,6 +41,10 @@ class Snapshot:
     last_error: str | None = None
     last_error_reason: str | None = None
     last_success: datetime | None = None
+    datacenter: str | None = None
+    """Several DCs only (DESIGN.md section 7): the own DC's name."""
+    datacenters: tuple[DatacenterStatus, ...] = ()
+    """Several DCs only: what each DC (the own one included) contributes, and whether it is stale."""
 
     @property
     def servable(self) -> bool:
@@ -54,7 +59,15 @@ class SeedState:
     snapshot: Snapshot = field(default_factory=Snapshot)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def publish(self, selection: Selection, *, source: str, now: datetime) -> bool:
+    def publish(
+        self,
+        selection: Selection,
+        *,
+        source: str,
+        now: datetime,
+        datacenter: str | None = None,
+        datacenters: tuple[DatacenterStatus, ...] = (),
+    ) -> bool:
         """Install the outcome of a successful discovery round; True when the served list changed."""
         old = self.snapshot
         changed = selection.served != old.served
@@ -70,6 +83,8 @@ class SeedState:
             last_error=None,
             last_error_reason=None,
             last_success=now,
+            datacenter=datacenter,
+            datacenters=datacenters,
         )
         if changed or old.stale:
             self._notify()

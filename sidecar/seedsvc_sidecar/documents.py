@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from seedsvc.federation import DatacenterStatus
 from seedsvc.state import Snapshot, candidate_json
 
 
@@ -19,7 +20,7 @@ def rfc3339(moment: datetime | None) -> str | None:
 
 def seeds_document(snapshot: Snapshot) -> dict[str, Any]:
     """``GET /seeds?format=json`` and ``seedsvc seeds --json`` (DESIGN.md section 3)."""
-    return {
+    document = {
         "seeds": list(snapshot.served),
         "generation": snapshot.generation,
         "source": snapshot.source,
@@ -29,11 +30,19 @@ def seeds_document(snapshot: Snapshot) -> dict[str, Any]:
         "reason": snapshot.reason,
         "candidates": [candidate_json(c) for c in snapshot.candidates],
     }
+    if snapshot.datacenter is not None:
+        document["datacenter"] = snapshot.datacenter
+        document["datacenters"] = {dc.name: _datacenter_json(dc) for dc in snapshot.datacenters}
+    return document
+
+
+def _datacenter_json(dc: DatacenterStatus) -> dict[str, Any]:
+    return {"seeds": list(dc.seeds), "stale": dc.stale, "updated_at": rfc3339(dc.updated_at), "reason": dc.reason}
 
 
 def readiness_document(snapshot: Snapshot) -> dict[str, Any]:
     """``GET /readyz``: whether a list can be served, and the last discovery error if any."""
-    return {
+    document: dict[str, Any] = {
         "servable": snapshot.servable,
         "stale": snapshot.stale,
         "mode": str(snapshot.mode),
@@ -46,6 +55,11 @@ def readiness_document(snapshot: Snapshot) -> dict[str, Any]:
         "last_error": snapshot.last_error,
         "last_error_reason": snapshot.last_error_reason,
     }
+    if snapshot.datacenter is not None:
+        # Readiness is about this DC's answer; a failing peer is detail, never a reason to fail it.
+        document["datacenter"] = snapshot.datacenter
+        document["failing_peers"] = {dc.name: dc.reason for dc in snapshot.datacenters if dc.stale and not dc.own}
+    return document
 
 
 def unservable_reason(snapshot: Snapshot) -> str:
