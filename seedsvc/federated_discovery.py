@@ -34,7 +34,7 @@ from seedsvc.federation import (
 from seedsvc.records import Identity
 from seedsvc.selection import Memory, Policy, Selection
 from seedsvc.settings import Settings
-from seedsvc.sources.events import Failure, Restart, View
+from seedsvc.sources.events import Failure, Restart, Source, View
 from seedsvc.sources.factory import build_source
 from seedsvc.sources.peers import PeerAnswer, PeerClient, PeerConfig
 from seedsvc.state import SeedState, StateFile
@@ -215,9 +215,15 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 
 
 def build_federation(
-    settings: Settings, *, served: SeedState, scope: SeedState, observer: CombinedObserver
+    settings: Settings,
+    *,
+    served: SeedState,
+    scope: SeedState,
+    observer: CombinedObserver,
+    source: Source | None = None,
 ) -> FederatedDiscovery:
-    """The federated discovery ``settings`` describe (``settings.datacenter`` set).
+    """The federated discovery ``settings`` describe (``settings.datacenter`` set); ``source``
+    replaces the configured local source (tests feed their own views through it).
 
     ``served`` may already hold a list restored from the state file: that is what marks a pod as one
     that has run before, allowed the whole-DC restart fallback even outside the bootstrap DC.
@@ -228,7 +234,7 @@ def build_federation(
     policy = settings.policy if own_bootstrap else replace(settings.policy, bootstrap_ordinal=NO_BOOTSTRAP_ORDINAL)
     identity = Identity(settings.pod_name, settings.pod_ip)
     stage = LocalStage()
-    local = Discovery(source=build_source(settings), policy=policy, identity=identity, state=stage,
+    local = Discovery(source=source or build_source(settings), policy=policy, identity=identity, state=stage,
                       observer=LocalOnly(observer))
     clients = tuple(
         PeerClient(PeerConfig(name, url, ca_file=settings.peer_ca_file, connect_timeout=settings.connect_timeout,

@@ -127,7 +127,8 @@ def compose(
     now: float,
 ) -> Composition:
     """The caller's list: local part, then peers' parts (name order, ``rules.peer_count`` each)."""
-    if not peers:
+    if not peers and rules.may_seed_itself and rules.may_restart_fallback:
+        # A DC without peers is its own bootstrap DC: exactly the single-DC answer, reasons included.
         return Composition(local, (), None)
     own = {identity.pod_ip} if identity.pod_ip else set()
     # The caller is never a remote seed of itself: its address in a peer's answer means overlapping

@@ -148,9 +148,11 @@ class PeerClient:
         self, session: aiohttp.ClientSession, last: PeerAnswer | None, etag: str | None
     ) -> tuple[PeerAnswer, str | None]:
         config = self.config
-        params = {"scope": "datacenter", "wait": f"{config.wait:g}"}
+        params = {"scope": "datacenter"}
         if last is not None and last.generation is not None:
-            params["generation"] = str(last.generation)
+            # Only with a generation to wait past: without one the server would wait for the next
+            # change, and a first request must learn the current list at once.
+            params |= {"wait": f"{config.wait:g}", "generation": str(last.generation)}
         headers = {"Accept": "text/plain"}
         if etag is not None and last is not None:
             headers["If-None-Match"] = etag
