@@ -116,8 +116,8 @@ async def _churn(api: AsyncApi, pods: list[str], seconds: float, interval: float
 
 def _settings(cluster: Cluster, proxy: CountingProxy, sa_dir: Path, **changes: Any) -> Settings:
     env = cluster.plane.incluster_env()
-    return Settings(namespace=NAMESPACE, kubernetes_host=env["KUBERNETES_SERVICE_HOST"], kubernetes_port=proxy.port,
-                    serviceaccount_dir=sa_dir, **changes)
+    return Settings.build(namespace=NAMESPACE, kubernetes_host=env["KUBERNETES_SERVICE_HOST"],
+                          kubernetes_port=proxy.port, serviceaccount_dir=sa_dir, **changes)
 
 
 async def run(cluster: Cluster, cfg: dict[str, Any], log_dir: Path) -> dict[str, Any]:
@@ -125,7 +125,7 @@ async def run(cluster: Cluster, cfg: dict[str, Any], log_dir: Path) -> dict[str,
     assert sa_dir is not None
     pods = sorted(p["metadata"]["name"] for p in cluster.statefulset(NAMESPACE, "cassandra", 3))
     target = api_target(cluster)
-    results: dict[str, Any] = {"watch_timeout": Settings().watch_timeout}
+    results: dict[str, Any] = {"watch_timeout": Settings().kubernetes.watch_timeout}
 
     # --- the cost of one watch cycle (re-watch after the server's timeoutSeconds) ----------------------
     # Compressed in time: 10 watchers with a 4 s watch timeout (2-4 s with jitter), so a window of

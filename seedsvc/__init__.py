@@ -3,8 +3,9 @@
 The Python API is :mod:`seedsvc.api`; its main names are re-exported here.
 """
 
-from seedsvc.api import SeedList, SeedsUnavailable, current_seeds, current_seeds_sync, settings_from_env, watch_seeds
+from seedsvc.api import SeedsUnavailable, current_seeds, current_seeds_sync, settings_from_env, watch_seeds
 from seedsvc.records import Endpoint, Identity
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Policy, select
 
 __all__ = [

@@ -9,7 +9,8 @@
         print(update.seeds, update.stale)
 
 Settings come from :func:`settings_from_env`, which reads the same environment variables as the sidecar
-(overrides use the :class:`~seedsvc.settings.Settings` field names).
+(overrides are keyed by the flag in snake case: ``count="5"``, ``dns_nameserver="10.0.0.10"``). The
+answer is a :class:`~seedsvc.seedlist.SeedList`, the same value the sidecar serves.
 """
 
 from __future__ import annotations
@@ -19,33 +20,20 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from seedsvc.discovery import Discovery
-from seedsvc.records import Identity
-from seedsvc.selection import Candidate, Mode, Selection, select
+from seedsvc.seedlist import SeedList
+from seedsvc.selection import select
 from seedsvc.settings import Settings, load
 from seedsvc.sources.events import Failure, View
 from seedsvc.sources.factory import build_source
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.state import SeedState
 
 
 class SeedsUnavailable(Exception):
     """No non-empty seed list could be had; the message says why (the last error or the rule)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SeedList:
-    seeds: tuple[str, ...]
-    mode: Mode
-    reason: str
-    source: str
-    stale: bool
-    generation: int
-    updated_at: datetime | None
-    candidates: tuple[Candidate, ...]
 
 
 def settings_from_env(**overrides: Any) -> Settings:
@@ -84,18 +72,21 @@ async def current_seeds(settings: Settings | None = None, *, timeout: float = 10
             await updates.aclose()  # type: ignore[attr-defined]
     selection = select(
         view.endpoints if view else None,
-        policy=settings.policy,
-        identity=Identity(settings.pod_name, settings.pod_ip),
+        policy=settings.selection,
+        identity=settings.identity,
         now=time.monotonic(),
     )
-    if not selection.served:
-        why = selection.reason
-        if view is None:
-            why = f"no answer from the {source.name} source within {timeout:g}s"
-            if last_failure is not None:
-                why += f"; last error ({last_failure.reason}): {last_failure.detail}"
-        raise SeedsUnavailable(why)
-    return _from_selection(selection, source=source.name if view else "static")
+    if selection.served:
+        # The same state the sidecar keeps, so the answer is the very value it would serve.
+        state = SeedState()
+        state.publish(selection, source=source.name if view else "static", now=datetime.now(UTC))
+        return state.snapshot
+    why = selection.reason
+    if view is None:
+        why = f"no answer from the {source.name} source within {timeout:g}s"
+        if last_failure is not None:
+            why += f"; last error ({last_failure.reason}): {last_failure.detail}"
+    raise SeedsUnavailable(why)
 
 
 def current_seeds_sync(settings: Settings | None = None, *, timeout: float = 10.0) -> SeedList:
@@ -113,8 +104,8 @@ async def watch_seeds(settings: Settings | None = None) -> AsyncGenerator[SeedLi
     state = SeedState()
     discovery = Discovery(
         source=build_source(settings),
-        policy=settings.policy,
-        identity=Identity(settings.pod_name, settings.pod_ip),
+        policy=settings.selection,
+        identity=settings.identity,
         state=state,
     )
     task = asyncio.create_task(discovery.run(), name="seedsvc-discovery")
@@ -122,34 +113,9 @@ async def watch_seeds(settings: Settings | None = None) -> AsyncGenerator[SeedLi
         async for snapshot in state.changes():
             if task.done():
                 task.result()  # surface a crash rather than waiting forever
-            yield _from_snapshot(snapshot)
+            yield snapshot
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-
-def _from_selection(selection: Selection, *, source: str) -> SeedList:
-    return SeedList(
-        seeds=selection.served,
-        mode=selection.mode,
-        reason=selection.reason,
-        source=source,
-        stale=False,
-        generation=1,
-        updated_at=None,
-        candidates=selection.candidates,
-    )
-
-
-def _from_snapshot(snapshot: Snapshot) -> SeedList:
-    return SeedList(
-        seeds=snapshot.served,
-        mode=snapshot.mode,
-        reason=snapshot.reason,
-        source=snapshot.source,
-        stale=snapshot.stale,
-        generation=snapshot.generation,
-        updated_at=snapshot.updated_at,
-        candidates=snapshot.candidates,
-    )

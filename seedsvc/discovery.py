@@ -17,11 +17,15 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from seedsvc.records import Endpoint, Identity
-from seedsvc.selection import Memory, Mode, Policy, Selection, select
+from seedsvc.selection import Memory, Mode, Policy, Selection, earliest, select
 from seedsvc.sources.events import Failure, Restart, Source, View
 from seedsvc.state import SeedState, StateFile
 
 log = logging.getLogger("seedsvc.discovery")
+
+SAVE_RETRY = 10.0
+"""Seconds between retries of a failed state-file write: a full disk or a remounted volume usually
+recovers in seconds to minutes, and a write costs one small file and two fsyncs."""
 
 
 class Observer(Protocol):
@@ -59,11 +63,14 @@ class Discovery:
     state_file: StateFile | None = None
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], datetime] = lambda: datetime.now(UTC)
+    save_retry: float = SAVE_RETRY
     _memory: Memory = field(default_factory=Memory)
     _endpoints: tuple[Endpoint, ...] | None = None
     _last_mode: Mode | None = None
     _memory_deadline: float | None = None
     _failing: bool = False
+    _save_retry_at: float | None = None
+    _save_error: str | None = None
 
     async def run(self) -> None:
         """Consume the source until cancelled. Never returns on its own."""
@@ -74,14 +81,18 @@ class Discovery:
             while True:
                 # While the source fails the last list stays as it was (stale); the first view after
                 # recovery re-runs select(), which then applies any grace that ran out meanwhile.
-                deadline = None if self._failing else self._memory_deadline
+                # A failed state-file write is retried on its own timer, failing source or not.
+                deadline = earliest(None if self._failing else self._memory_deadline, self._save_retry_at)
                 if pending_next is None:
                     pending_next = asyncio.ensure_future(anext(events))
                 timeout = None if deadline is None else max(0.0, deadline - self.clock())
                 done, _ = await asyncio.wait({pending_next}, timeout=timeout)
                 if not done:
-                    # A grace period or the restart fallback came due; its change is persisted like any other.
-                    if self._reselect():
+                    # A grace period or the restart fallback came due; its change is persisted like any
+                    # other. Or a write is to be retried.
+                    changed = not self._failing and self._reselect()
+                    retry_due = self._save_retry_at is not None and self.clock() >= self._save_retry_at
+                    if changed or retry_due:
                         await self._persist()
                     continue
                 event, pending_next = pending_next.result(), None
@@ -107,7 +118,8 @@ class Discovery:
         elif isinstance(event, Failure):
             self.observer.failure(self.source.name, event)
             self._failing = True
-            log.warning("discovery failed (%s): %s", event.reason, event.detail)
+            retry = "" if event.retry_in is None else f"; retrying in {event.retry_in:.1f}s"
+            log.warning("discovery failed (%s): %s%s", event.reason, event.detail, retry)
             self.state.mark_failing(reason=event.reason, detail=event.detail)
         elif isinstance(event, Restart):
             self.observer.restart(self.source.name, event)
@@ -146,10 +158,20 @@ class Discovery:
             log.warning("%s: %s", selection.mode, selection.reason)
 
     async def _persist(self) -> None:
+        """Write the current list; after a failure, try again in ``save_retry`` seconds (or at the
+        next change, whichever is first) until a write succeeds, so the file never stays behind."""
         if self.state_file is None or not self.state.snapshot.servable:
             return
         try:
             await asyncio.to_thread(self.state_file.save, self.state.snapshot)
         except OSError as exc:
-            # Serving goes on; only the restart shortcut is lost. Say so every time.
-            log.error("cannot write state file %s: %s", self.state_file.path, exc)
+            # Serving goes on; only the restart shortcut is at risk. One line per new error, not per retry.
+            self._save_retry_at = self.clock() + self.save_retry
+            if str(exc) != self._save_error:
+                log.error("cannot write state file %s: %s; retrying every %gs and at each change",
+                          self.state_file.path, exc, self.save_retry)
+                self._save_error = str(exc)
+            return
+        if self._save_error is not None:
+            log.info("state file %s written after earlier failures", self.state_file.path)
+        self._save_retry_at = self._save_error = None

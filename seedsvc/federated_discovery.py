@@ -222,30 +222,32 @@ def build_federation(
     observer: CombinedObserver,
     source: Source | None = None,
 ) -> FederatedDiscovery:
-    """The federated discovery ``settings`` describe (``settings.datacenter`` set); ``source``
-    replaces the configured local source (tests feed their own views through it).
+    """The federated discovery ``settings`` describe (``settings.federation.datacenter`` set);
+    ``source`` replaces the configured local source (tests feed their own views through it).
 
     ``served`` may already hold a list restored from the state file: that is what marks a pod as one
     that has run before, allowed the whole-DC restart fallback even outside the bootstrap DC.
     """
-    if settings.datacenter is None:
-        raise ValueError("build_federation needs settings.datacenter")
-    own_bootstrap = not settings.peers or settings.bootstrap_datacenter == settings.datacenter
-    policy = settings.policy if own_bootstrap else replace(settings.policy, bootstrap_ordinal=NO_BOOTSTRAP_ORDINAL)
-    identity = Identity(settings.pod_name, settings.pod_ip)
-    stage = LocalStage()
-    local = Discovery(source=source or build_source(settings), policy=policy, identity=identity, state=stage,
-                      observer=LocalOnly(observer))
+    group = settings.federation
+    if group.datacenter is None:
+        raise ValueError("build_federation needs settings.federation.datacenter")
+    policy = settings.selection
+    if not group.bootstrap_here:
+        policy = replace(policy, bootstrap_ordinal=NO_BOOTSTRAP_ORDINAL)
+    local = Discovery(source=source or build_source(settings), policy=policy, identity=settings.identity,
+                      state=(stage := LocalStage()), observer=LocalOnly(observer))
+    # Peers get the same connect and request bounds as the API server, and the sources' backoff cap.
+    timeouts = settings.kubernetes
     clients = tuple(
-        PeerClient(PeerConfig(name, url, ca_file=settings.peer_ca_file, connect_timeout=settings.connect_timeout,
-                              request_timeout=settings.request_timeout, backoff_max=settings.backoff_max))
-        for name, url in settings.peers
+        PeerClient(PeerConfig(name, url, ca_file=group.peer_ca_file, connect_timeout=timeouts.connect_timeout,
+                              request_timeout=timeouts.request_timeout, backoff_max=settings.discovery.backoff_max))
+        for name, url in group.peers
     )
-    rules = FederationRules(peer_count=settings.peer_count, may_seed_itself=own_bootstrap,
-                            may_restart_fallback=own_bootstrap or served.snapshot.servable,
-                            expiry=settings.peer_expiry)
+    rules = FederationRules(peer_count=group.peer_count, may_seed_itself=group.bootstrap_here,
+                            may_restart_fallback=group.bootstrap_here or served.snapshot.servable,
+                            expiry=group.peer_expiry)
     return FederatedDiscovery(
-        datacenter=settings.datacenter, local=local, stage=stage, peers=clients, served=served, scope=scope,
-        identity=identity, scope_policy=settings.policy, rules=rules, observer=observer,
-        state_file=StateFile(settings.state_file) if settings.state_file else None,
+        datacenter=group.datacenter, local=local, stage=stage, peers=clients, served=served, scope=scope,
+        identity=settings.identity, scope_policy=settings.selection, rules=rules, observer=observer,
+        state_file=StateFile(settings.state.file) if settings.state.file else None,
     )

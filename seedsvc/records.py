@@ -10,9 +10,14 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from seedsvc.options import setting
+
 # StatefulSet pods are named <statefulset>-<ordinal>:
 # https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#ordinal-index
-_ORDINAL = re.compile(r"^(?P<base>.+)-(?P<ordinal>0|[1-9][0-9]{0,8})$")
+_ORDINAL = re.compile(r"(?P<base>.+)-(?P<ordinal>0|[1-9][0-9]{0,8})")
+# A pod name is a DNS subdomain (RFC 1123):
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#dns-subdomain-names
+_POD_NAME = re.compile(r"[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?")
 
 
 class InvalidAddress(ValueError):
@@ -34,11 +39,21 @@ def normalize_address(raw: str) -> str:
         raise InvalidAddress(f"not an IP address: {raw!r}") from None
 
 
+def seed_address(raw: str) -> str:
+    """:func:`normalize_address`, refusing what no node can gossip with: the unspecified address
+    (``0.0.0.0``, ``::``), multicast, and the IPv4 limited broadcast ``255.255.255.255``."""
+    text = normalize_address(raw)
+    ip = ipaddress.ip_address(text)
+    if ip.is_unspecified or ip.is_multicast or text == "255.255.255.255":
+        raise InvalidAddress(f"not a unicast address: {raw!r}")
+    return text
+
+
 def ordinal_of(name: str | None) -> int | None:
     """The StatefulSet ordinal in ``name`` (``cassandra-2`` -> 2), or None when there is none."""
     if not name:
         return None
-    match = _ORDINAL.match(name.split(".", 1)[0])
+    match = _ORDINAL.fullmatch(name.split(".", 1)[0])
     return int(match.group("ordinal")) if match else None
 
 
@@ -65,12 +80,24 @@ class Endpoint:
         return self.ready and not self.terminating
 
 
+def parse_pod_name(text: str) -> str:
+    """``text`` when it is a valid pod name; ValueError otherwise."""
+    if not _POD_NAME.fullmatch(text):
+        raise ValueError("not a valid pod name")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is asking: the caller's own pod, so it can be left out of the list it is served."""
+    """Who is asking: the caller's own pod, so it can be left out of the list it is served.
 
-    pod_name: str | None = None
-    pod_ip: str | None = None
+    Also the identity settings group: the downward API gives the sidecar both values.
+    """
+
+    pod_name: str | None = setting(None, flag="--pod-name", env="POD_NAME", parse=parse_pod_name, metavar="NAME",
+                                   help="this pod's name, left out of its own list; ordinal 0 may seed itself")
+    pod_ip: str | None = setting(None, flag="--pod-ip", env="POD_IP", parse=normalize_address, metavar="IP",
+                                 help="this pod's IP, left out of its own list")
 
     def is_self(self, endpoint: Endpoint) -> bool:
         if self.pod_name and endpoint.pod == self.pod_name:

@@ -4,7 +4,7 @@ No clock, no logging, no randomness here. Time enters as ``now`` (any monotonic 
 select() must remember between calls (flap damping, the no-peer timer) goes in and out as
 :class:`Memory`, so every rule can be tested exhaustively without sleeping.
 
-The rules, in the order they apply (DESIGN.md section 2):
+The rules, in the order they apply (docs/design.md section 2 gives the reason for each):
 
 1. Eligible: ready (or unset) and not terminating; duplicates across slices merged.
 2. Order: StatefulSet ordinal ascending; records without an ordinal follow, by name, then address.
@@ -25,27 +25,38 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from seedsvc import values
+from seedsvc.options import setting
 from seedsvc.records import Endpoint, Identity, merge_duplicates
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Selection settings; every duration is in seconds."""
+    """The parameters of the selection rules (also the selection settings group); durations in seconds."""
 
-    count: int = 3
+    count: int = setting(3, flag="--count", env="CASSANDRA_SERVICE_NUM_SEEDS", parse=values.int_range(1, 100),
+                         metavar="N", help="how many seeds to pick")
     """How many seeds; Cassandra recommends a few per datacenter, never every node."""
-    flap_grace: float = 30.0
+    static_seeds: tuple[str, ...] = setting(
+        (), flag="--seeds", env="CASSANDRA_SEEDS", parse=values.seed_list, metavar="IPS",
+        help="static seed addresses, comma-separated: the fallback before discovery succeeds")
+    """CASSANDRA_SEEDS: served before discovery has ever succeeded, and to non-bootstrap pods that have
+    no eligible peer."""
+    flap_grace: float = setting(30.0, flag="--flap-grace", env="SEEDSVC_FLAP_GRACE", parse=values.seconds(0, 86400),
+                                metavar="SECONDS", help="seconds an unready seed keeps its place")
     """How long an unready seed keeps its place: longer than a typical container restart, so one
     restarting seed does not rewrite every node's list twice."""
-    restart_fallback_after: float = 120.0
+    restart_fallback_after: float = setting(
+        120.0, flag="--restart-fallback-after", env="SEEDSVC_RESTART_FALLBACK_AFTER",
+        parse=values.seconds(0, 86400), metavar="SECONDS",
+        help="seconds without an eligible peer before unready peers become candidates")
     """How long without any eligible peer before unready peers become candidates: long enough for
     the bootstrap pod to start Cassandra in a normal rollout, short enough to recover a whole-cluster
     restart whose bootstrap pod cannot be scheduled."""
-    bootstrap_ordinal: int = 0
+    bootstrap_ordinal: int = setting(
+        0, flag="--bootstrap-ordinal", env="SEEDSVC_BOOTSTRAP_ORDINAL", parse=values.int_range(0, 1_000_000),
+        metavar="N", help="the ordinal that may seed itself when it has no peer")
     """The one ordinal allowed to seed itself when it has no peer (StatefulSets start at 0)."""
-    static_seeds: tuple[str, ...] = ()
-    """CASSANDRA_SEEDS: served before discovery has ever succeeded, and to non-bootstrap pods that have
-    no eligible peer."""
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -177,7 +188,7 @@ def select(
     remembered = tuple(e.address for e in seed_records if e.eligible or e.address in damped)
     new_memory = Memory(seeds=remembered, unready_since=unready_since, no_peer_since=no_peer_since)
     candidates = tuple(Candidate(e, e.address in seeds) for e in ranked)
-    deadline = _earliest(damping_deadline, fallback_deadline)
+    deadline = earliest(damping_deadline, fallback_deadline)
 
     served = tuple(e.address for e in seed_records if not identity.is_self(e))
     if not served:
@@ -220,7 +231,7 @@ def _damped_seeds(
         if now < expires:
             kept.add(address)
             tracked.append((address, started))
-            deadline = _earliest(deadline, expires)
+            deadline = earliest(deadline, expires)
     return frozenset(kept), tuple(sorted(tracked)), deadline
 
 
@@ -241,7 +252,7 @@ def _static_or_unavailable(
     return Selection((), (), Mode.UNAVAILABLE, why, candidates, memory)
 
 
-def _earliest(a: float | None, b: float | None) -> float | None:
+def earliest(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     if b is None:

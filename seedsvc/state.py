@@ -17,46 +17,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from seedsvc.federation import DatacenterStatus
-from seedsvc.records import Endpoint, normalize_address
-from seedsvc.selection import Candidate, Mode, Selection
+from seedsvc.seedlist import SeedList, from_seeds_document, seeds_document
+from seedsvc.selection import Selection
 
 STATE_FILE_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What is being served right now; immutable, so readers never see a half-made update."""
-
-    served: tuple[str, ...] = ()
-    generation: int = 0
-    updated_at: datetime | None = None
-    source: str = "none"
-    mode: Mode = Mode.UNAVAILABLE
-    reason: str = "discovery has not produced a view yet"
-    stale: bool = False
-    candidates: tuple[Candidate, ...] = ()
-    last_error: str | None = None
-    last_error_reason: str | None = None
-    last_success: datetime | None = None
-    datacenter: str | None = None
-    """Several DCs only (DESIGN.md section 7): the own DC's name."""
-    datacenters: tuple[DatacenterStatus, ...] = ()
-    """Several DCs only: what each DC (the own one included) contributes, and whether it is stale."""
-
-    @property
-    def servable(self) -> bool:
-        """True when there is a non-empty list to serve; an empty 200 is never an answer."""
-        return bool(self.served)
+MAX_STATE_FILE_BYTES = 16 * 2**20
+"""Far above the document of a 5,000-endpoint Service (about 0.7 MB); anything larger was not
+written by us, and is not read into memory."""
 
 
 @dataclass(slots=True)
 class SeedState:
-    """Mutable holder of the current :class:`Snapshot`, with change notification."""
+    """Mutable holder of the current :class:`SeedList` (``snapshot``), with change notification."""
 
-    snapshot: Snapshot = field(default_factory=Snapshot)
+    snapshot: SeedList = field(default_factory=SeedList)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def publish(
@@ -70,9 +47,9 @@ class SeedState:
     ) -> bool:
         """Install the outcome of a successful discovery round; True when the served list changed."""
         old = self.snapshot
-        changed = selection.served != old.served
-        self.snapshot = Snapshot(
-            served=selection.served,
+        changed = selection.served != old.seeds
+        self.snapshot = SeedList(
+            seeds=selection.served,
             generation=old.generation + 1 if changed else old.generation,
             updated_at=now if changed or old.updated_at is None else old.updated_at,
             source=source,
@@ -98,7 +75,7 @@ class SeedState:
         old = self.snapshot
         self.snapshot = replace(
             old,
-            served=selection.served,
+            seeds=selection.served,
             generation=old.generation + 1,
             updated_at=datetime.now(UTC),
             source=source,
@@ -115,12 +92,12 @@ class SeedState:
         if old.stale != self.snapshot.stale:
             self._notify()
 
-    def restore(self, snapshot: Snapshot) -> None:
+    def restore(self, snapshot: SeedList) -> None:
         """Serve a list loaded from the state file until the source answers; stale by definition."""
         self.snapshot = replace(snapshot, stale=True, reason="restored from the state file")
         self._notify()
 
-    async def wait_past(self, generation: int, timeout: float) -> Snapshot:
+    async def wait_past(self, generation: int, timeout: float) -> SeedList:
         """Return once the generation is past ``generation``, or after ``timeout`` seconds."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
@@ -128,13 +105,13 @@ class SeedState:
                     await self._changed.wait()
         return self.snapshot
 
-    async def changes(self) -> AsyncIterator[Snapshot]:
+    async def changes(self) -> AsyncIterator[SeedList]:
         """Yield the current snapshot, then every later one whose served list differs."""
         last: tuple[str, ...] | None = None
         while True:
             current = self.snapshot
-            if current.served and current.served != last:
-                last = current.served
+            if current.seeds and current.seeds != last:
+                last = current.seeds
                 yield current
             await self.wait_past(current.generation, timeout=3600)
 
@@ -154,16 +131,8 @@ class StateFile:
 
     path: Path
 
-    def save(self, snapshot: Snapshot) -> None:
-        document = {
-            "version": STATE_FILE_VERSION,
-            "seeds": list(snapshot.served),
-            "generation": snapshot.generation,
-            "source": snapshot.source,
-            "mode": str(snapshot.mode),
-            "updated_at": snapshot.updated_at.isoformat() if snapshot.updated_at else None,
-            "candidates": [candidate_json(c) for c in snapshot.candidates],
-        }
+    def save(self, snapshot: SeedList) -> None:
+        document = {"version": STATE_FILE_VERSION, **seeds_document(snapshot)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
@@ -178,59 +147,32 @@ class StateFile:
             raise
         _fsync_dir(self.path.parent)
 
-    def load(self) -> Snapshot | None:
-        """The saved snapshot, None when there is no file; StateFileError when it is unusable."""
+    def load(self) -> SeedList | None:
+        """The saved list, None when there is no file; StateFileError when it is unusable."""
         try:
-            text = self.path.read_text()
+            with self.path.open("rb") as handle:
+                data = handle.read(MAX_STATE_FILE_BYTES + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateFileError(f"cannot read {self.path}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise StateFileError(f"cannot use {self.path}: {exc}") from None
+            raise StateFileError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         try:
-            document = json.loads(text)
-            if document.get("version") != STATE_FILE_VERSION:
-                raise ValueError(f"unknown version {document.get('version')!r}")
-            served = tuple(normalize_address(s) for s in document["seeds"])
-            if not served:
-                raise ValueError("empty seed list")
-            updated = document.get("updated_at")
-            return Snapshot(
-                served=served,
-                generation=int(document["generation"]),
-                updated_at=datetime.fromisoformat(updated) if updated else None,
-                source=str(document.get("source", "state-file")),
-                mode=Mode(document.get("mode", Mode.DISCOVERED)),
-                candidates=tuple(_candidate_from_json(c) for c in document.get("candidates", [])),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if len(data) > MAX_STATE_FILE_BYTES:
+                raise ValueError(f"larger than {MAX_STATE_FILE_BYTES} bytes")
+            document = json.loads(data.decode(), parse_constant=_no_constant)
+            fields = document if isinstance(document, dict) else {}
+            version = fields.get("version")
+            if type(version) is not int or version != STATE_FILE_VERSION:
+                raise ValueError(f"unknown version {version!r:.40}")
+            return from_seeds_document(document)
+        except RecursionError:
+            raise StateFileError(f"cannot use {self.path}: nested too deeply") from None
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise StateFileError(f"cannot use {self.path}: {exc}") from None
 
 
-def candidate_json(candidate: Candidate) -> dict[str, Any]:
-    e = candidate.endpoint
-    return {
-        "address": e.address,
-        "pod": e.pod,
-        "ordinal": e.ordinal,
-        "zone": e.zone,
-        "ready": e.ready,
-        "terminating": e.terminating,
-        "seed": candidate.seed,
-    }
-
-
-def _candidate_from_json(data: dict[str, Any]) -> Candidate:
-    endpoint = Endpoint(
-        address=normalize_address(data["address"]),
-        pod=data.get("pod"),
-        zone=data.get("zone"),
-        ready=bool(data.get("ready", True)),
-        terminating=bool(data.get("terminating", False)),
-    )
-    return Candidate(endpoint, bool(data.get("seed", False)))
-
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number")
 
 
 def _fsync_dir(directory: Path) -> None:

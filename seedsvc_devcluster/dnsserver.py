@@ -127,7 +127,7 @@ class CoreDns:
 
     @property
     def address(self) -> tuple[str, int]:
-        """``(host, port)``, the shape of ``Settings.dns_nameserver``."""
+        """``(host, port)``, the shape of ``DnsSettings.nameserver``."""
         return (LOOPBACK, self.port)
 
     def __enter__(self) -> CoreDns:

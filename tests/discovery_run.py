@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from seedsvc.discovery import Discovery
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.seedlist import SeedList
+from seedsvc.state import SeedState
 
 
 @contextlib.asynccontextmanager
@@ -23,7 +24,7 @@ async def running(discovery: Discovery) -> AsyncIterator[None]:
 
 
 async def wait_for_state(
-    state: SeedState, predicate: Callable[[Snapshot], bool], what: str, timeout: float = 60.0
+    state: SeedState, predicate: Callable[[SeedList], bool], what: str, timeout: float = 60.0
 ) -> None:
     """Wait until ``predicate(state.snapshot)`` holds; fail with the last snapshot after ``timeout``."""
     try:

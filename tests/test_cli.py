@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode
 from seedsvc.settings import OPTIONS
-from seedsvc.state import Snapshot, StateFile
+from seedsvc.state import StateFile
 from seedsvc_devcluster.sidecar_process import (
     PROMPT_EXIT,
     Served,
@@ -87,7 +88,7 @@ def test_state_file_is_served_stale_within_a_second_of_start(
     tmp_path: Path, served_processes: list[Served]
 ) -> None:
     path = tmp_path / "seeds.json"
-    StateFile(path).save(Snapshot(served=("10.9.0.1", "10.9.0.2"), generation=7, source="kubernetes",
+    StateFile(path).save(SeedList(seeds=("10.9.0.1", "10.9.0.2"), generation=7, source="kubernetes",
                                   mode=Mode.DISCOVERED))
     # A DNS source pointed at a closed port can never succeed: only the state file can answer.
     served = start("--source", "dns", "--dns-nameserver", f"127.0.0.1:{closed_port()}",
@@ -122,6 +123,34 @@ def test_unusable_state_file_is_ignored(tmp_path: Path, served_processes: list[S
     assert served.get("/seeds")[2] == "10.0.0.1"
     assert served.stop()[0] == 0
     assert any("ignoring state file" in line for line in served.log)
+
+
+HOSTILE_STATE_FILES = {
+    "generation Infinity": b'{"version": 1, "seeds": ["10.9.0.1"], "generation": Infinity}',
+    "generation 1e400": b'{"version": 1, "seeds": ["10.9.0.1"], "generation": 1e400}',
+    "200,000 nested arrays": b"[" * 200_000 + b"]" * 200_000,
+    "a candidate's pod is a number": (b'{"version": 1, "seeds": ["10.9.0.1"], "generation": 1, "mode": "discovered",'
+                                      b' "candidates": [{"address": "10.9.0.1", "pod": 5}]}'),
+}
+
+
+@pytest.mark.parametrize("content", HOSTILE_STATE_FILES.values(), ids=HOSTILE_STATE_FILES.keys())
+def test_hostile_state_file_is_ignored_with_one_warning(
+    tmp_path: Path, served_processes: list[Served], content: bytes
+) -> None:
+    # Each of these once made serve exit 1 before listening (a crash loop) or /seeds?format=json answer
+    # 500. A source that never answers (DNS at a closed port) keeps the file the only possible list.
+    path = tmp_path / "seeds.json"
+    path.write_bytes(content)
+    served = start("--source", "dns", "--dns-nameserver", f"127.0.0.1:{closed_port()}",
+                   "--dns-name", "cassandra.default.svc.cluster.local", "--state-file", str(path))
+    served_processes.append(served)
+    assert served.get("/seeds?format=json")[0] == 503
+    assert served.get("/seeds")[0] == 503
+    assert served.get("/healthz")[0] == 200
+    assert served.stop()[0] == 0
+    assert sum("ignoring state file" in line for line in served.log) == 1
+    assert not any("Traceback" in line for line in served.log)
 
 
 def test_busy_port_exits_1_with_a_reason() -> None:
@@ -194,6 +223,64 @@ def test_help_lists_every_option_with_its_environment_variable() -> None:
     assert top.returncode == 0
     for option in OPTIONS:
         assert re.search(rf"{re.escape(option.flag)}\s+{option.env}\b", top.stdout), option.flag
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--service", "cassandra\n"), "--service='cassandra\\n'"),
+        (("--pod-name", "cassandra-1\n"), "--pod-name='cassandra-1\\n'"),
+        (("--port", "".join(chr(0x0660 + int(d)) for d in "8080")), "--port="),  # Arabic-Indic digits
+        (("--count", chr(0xFF13)), "--count="),  # a full-width 3
+        (("--host", "999.1.1.1"), "--host='999.1.1.1'"),
+        (("--seeds", "0.0.0.0"), "--seeds='0.0.0.0'"),
+        (("--seeds", "10.0.0.1,224.0.0.1"), "--seeds='10.0.0.1,224.0.0.1'"),
+        (("--source", "dns", "--dns-nameserver", "999.1.1.1:53"), "--dns-nameserver='999.1.1.1:53'"),
+    ],
+)
+def test_hostile_configuration_exits_2_naming_the_flag(args: tuple[str, ...], named: str) -> None:
+    result = run("serve", *args)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and named in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "nan", "inf", "1_0", chr(0xFF13), "3601", "-1"])
+@pytest.mark.parametrize("command", ["seeds", "check"])
+def test_timeout_of_seeds_and_check_takes_positive_ascii_seconds_only(command: str, value: str) -> None:
+    result = run(command, "--source", "static", "--seeds", "10.0.0.1", "--timeout", value)
+    assert result.returncode == 2
+    assert f"invalid seconds {value!r}" in result.stderr
+
+
+def test_a_nameserver_given_by_name_is_resolved_at_start_and_discovery_keeps_running(
+    served_processes: list[Served],
+) -> None:
+    # Before, "localhost:PORT" passed validation and the discovery task died on its first query:
+    # /healthz answered 503 for good. Now the name is resolved once, and a nameserver that does not
+    # answer is an ordinary, retried discovery failure.
+    served = start("--source", "dns", "--dns-nameserver", f"localhost:{closed_port()}",
+                   "--dns-name", "cassandra.default.svc.cluster.local", "--dns-timeout", "0.2",
+                   "--backoff-max", "0.5")
+    served_processes.append(served)
+    deadline = time.monotonic() + 60
+    while sum("discovery failed" in line for line in served.log) < 2:  # two rounds: the task lives on
+        assert time.monotonic() < deadline, served.log
+        time.sleep(0.1)
+    assert served.get("/healthz")[0] == 200
+    detail = json.loads(served.get("/readyz")[2])
+    assert "127.0.0.1" in detail["last_error"]
+    assert served.stop()[0] == 0
+    assert not any("Traceback" in line for line in served.log)
+
+
+def test_check_with_a_nameserver_given_by_name_reports_without_a_traceback() -> None:
+    result = run("check", "--source", "dns", "--dns-nameserver", f"localhost:{closed_port()}",
+                 "--dns-name", "cassandra.default.svc.cluster.local", "--dns-timeout", "0.5", "--timeout", "10")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stdout.splitlines()
+    assert lines and all(re.match(r"(ok|FAIL) [^:]+: ", line) for line in lines), result.stdout
+    assert "127.0.0.1" in result.stdout
 
 
 def test_version() -> None:

@@ -181,27 +181,27 @@ def test_sidecar_env_is_a_valid_seedsvc_configuration(overlay: str) -> None:
         assert set(env) <= known, f"unknown to seedsvc: {sorted(set(env) - known)}"
         loaded = seedsvc_settings.load(
             {}, env, serviceaccount_namespace=lambda _: None, resolv_conf=Path("/nonexistent"))
-        watched = d.one(objects, "Service", loaded.service)
+        watched = d.one(objects, "Service", loaded.discovery.service)
         assert watched["spec"]["clusterIP"] == "None"
         assert watched["spec"]["selector"].items() <= workload["spec"]["template"]["metadata"]["labels"].items()
-        if loaded.source == "dns":
+        if loaded.discovery.source == "dns":
             # CoreDNS answers NXDOMAIN for a headless Service without ready endpoints (docs/dns.md): the
             # first pod of a new cluster would never see a view it could seed itself from.
             assert watched["spec"]["publishNotReadyAddresses"] is True
         else:
             assert watched is service
-        assert loaded.pod_name and loaded.pod_ip, "POD_NAME and POD_IP come from the downward API"
-        if loaded.srv_port_name is not None:
-            assert loaded.srv_port_name in {p["name"] for p in watched["spec"]["ports"]}
-        state_mount = d.volume_mount_for(d.container(spec, d.SIDECAR), str(loaded.state_file))
+        assert loaded.identity.pod_name and loaded.identity.pod_ip, "POD_NAME and POD_IP come from the downward API"
+        if loaded.dns.srv_port_name is not None:
+            assert loaded.dns.srv_port_name in {p["name"] for p in watched["spec"]["ports"]}
+        state_mount = d.volume_mount_for(d.container(spec, d.SIDECAR), str(loaded.state.file))
         assert state_mount is not None, "the state file must be on a volume (the root filesystem is read-only)"
         volume = next(v for v in spec["volumes"] if v["name"] == state_mount["name"])
         assert "emptyDir" in volume, "the state file survives container restarts on an emptyDir"
         # The shim asks the sidecar of its own pod.
         cassandra_env = d.resolve_env(d.container(spec, d.CASSANDRA), FAKE_DOWNWARD)
         url = cassandra_env.get("SEEDSVC_SHIM_URL", "http://127.0.0.1:8080/seeds")
-        host = loaded.host if loaded.host != "0.0.0.0" else "127.0.0.1"
-        assert url == f"http://{host}:{loaded.port}/seeds"
+        host = loaded.http.host if loaded.http.host != "0.0.0.0" else "127.0.0.1"
+        assert url == f"http://{host}:{loaded.http.port}/seeds"
 
 
 @controlplane
@@ -429,7 +429,7 @@ async def test_manifest_rbac_lets_the_real_sidecar_watch_the_real_statefulset(
     _wait_for_access(control_plane, namespace, namespace, "watch", "endpointslices", allowed=True)
     sa_dir = control_plane.write_incluster_files(namespace, "cassandra", tmp_path / "serviceaccount")
     settings, env = _sidecar_settings(control_plane, "statefulset", namespace, sa_dir)
-    assert settings.api == "endpointslices" and settings.source == "kubernetes"
+    assert settings.kubernetes.api == "endpointslices" and settings.discovery.source == "kubernetes"
 
     view = await _first(settings, lambda e: isinstance(e, View) and len(e.endpoints) == 3, "view of 3 pods")
     assert isinstance(view, View)
@@ -492,7 +492,7 @@ async def test_the_same_service_account_name_in_another_namespace_is_forbidden(
         _wait_for_access(control_plane, namespace, other, "list", "endpointslices", allowed=False)
         sa_dir = control_plane.write_incluster_files(other, "cassandra", tmp_path / "serviceaccount")
         settings, env = _sidecar_settings(control_plane, "statefulset", namespace, sa_dir)
-        assert settings.namespace == namespace
+        assert settings.discovery.namespace == namespace
 
         failure = await _first(settings, lambda e: isinstance(e, (Failure, View)), "first event")
         assert isinstance(failure, Failure) and failure.reason == "forbidden", failure
@@ -517,7 +517,7 @@ async def test_endpoints_fallback_overlay_grants_what_auto_needs(
     _wait_for_access(control_plane, namespace, namespace, "watch", "endpoints", allowed=True)
     sa_dir = control_plane.write_incluster_files(namespace, "cassandra", tmp_path / "serviceaccount")
     settings, env = _sidecar_settings(control_plane, "endpoints-fallback", namespace, sa_dir)
-    assert settings.api == "auto"
+    assert settings.kubernetes.api == "auto"
     view = await _first(settings, lambda e: isinstance(e, View) and bool(e.endpoints), "view")
     assert isinstance(view, View) and [e.address for e in view.endpoints] == ["127.0.10.250"]
     checked = _seedsvc_check(env)

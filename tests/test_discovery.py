@@ -159,11 +159,11 @@ async def test_views_update_the_state() -> None:
     async with running(h):
         await h.source.feed(view(*THREE))
         snap = h.state.snapshot
-        assert (snap.served, snap.generation, snap.source, snap.mode) == (addresses(0, 1, 2), 1, "memory",
+        assert (snap.seeds, snap.generation, snap.source, snap.mode) == (addresses(0, 1, 2), 1, "memory",
                                                                           Mode.DISCOVERED)
         assert snap.last_success is not None
         await h.source.feed(view(*ready_set([1, 2, 3]), Endpoint(ipv4(1), pod(0), terminating=True)))
-        assert (h.state.snapshot.served, h.state.snapshot.generation) == (addresses(1, 2, 3), 2)
+        assert (h.state.snapshot.seeds, h.state.snapshot.generation) == (addresses(1, 2, 3), 2)
         await h.source.feed(view(*ready_set([3, 2, 1])))  # same records, other order: nothing changes
         assert h.state.snapshot.generation == 2
     assert h.observer.kinds() == ["view", "selected"] * 3
@@ -176,9 +176,9 @@ async def test_static_seeds_are_served_before_the_first_view() -> None:
     h = make(policy=Policy(static_seeds=(ipv4(100), ipv4(101))), identity=Identity(pod_name=pod(4)))
     async with running(h):
         snap = h.state.snapshot
-        assert (snap.served, snap.mode, snap.source) == ((ipv4(100), ipv4(101)), Mode.STATIC, "static")
+        assert (snap.seeds, snap.mode, snap.source) == ((ipv4(100), ipv4(101)), Mode.STATIC, "static")
         await h.source.feed(view(*THREE))
-        assert (h.state.snapshot.served, h.state.snapshot.mode) == (addresses(0, 1, 2), Mode.DISCOVERED)
+        assert (h.state.snapshot.seeds, h.state.snapshot.mode) == (addresses(0, 1, 2), Mode.DISCOVERED)
 
 
 async def test_without_static_seeds_nothing_is_served_before_the_first_view() -> None:
@@ -195,7 +195,7 @@ async def test_failures_keep_the_last_list_and_mark_it_stale() -> None:
         await h.source.feed(view(*THREE))
         await h.source.feed(Failure("forbidden", "endpointslices.discovery.k8s.io is forbidden"))
         snap = h.state.snapshot
-        assert (snap.served, snap.stale, snap.last_error_reason) == (addresses(0, 1, 2), True, "forbidden")
+        assert (snap.seeds, snap.stale, snap.last_error_reason) == (addresses(0, 1, 2), True, "forbidden")
         await h.source.feed(Failure("timeout", "read timed out"), Restart("expired"))
         assert h.state.snapshot.stale
         assert h.state.snapshot.last_error == "read timed out"
@@ -212,10 +212,10 @@ async def test_grace_expiry_reselects_without_any_new_event() -> None:
         await h.source.feed(view(*ready_set(range(4))))
         went_unready = time.monotonic()
         await h.source.feed(view(*ZERO_DOWN))
-        assert h.state.snapshot.served == addresses(0, 1, 2)  # damped: pod 0 keeps its place
+        assert h.state.snapshot.seeds == addresses(0, 1, 2)  # damped: pod 0 keeps its place
         snap = await h.state.wait_past(1, timeout=BOUND)
         assert time.monotonic() - went_unready >= 0.2
-        assert snap.served == addresses(1, 2, 3)
+        assert snap.seeds == addresses(1, 2, 3)
         assert not h.state.snapshot.stale
 
 
@@ -228,7 +228,7 @@ async def test_restart_fallback_comes_due_without_any_new_event(caplog: pytest.L
             await h.source.feed(view(*unready))
             assert h.state.snapshot.mode is Mode.UNAVAILABLE
             snap = await h.state.wait_past(h.state.snapshot.generation, timeout=BOUND)
-            assert (snap.mode, snap.served) == (Mode.RESTART_FALLBACK, addresses(1, 2))
+            assert (snap.mode, snap.seeds) == (Mode.RESTART_FALLBACK, addresses(1, 2))
     assert "whole-cluster restart" in caplog.text
 
 
@@ -242,16 +242,16 @@ async def test_grace_expiry_is_handled_exactly_at_the_deadline_with_a_fake_clock
         clock.now = 1039.999
         await h.source.feed(Restart("expired"))
         await settle()
-        assert (h.state.snapshot.served, h.state.snapshot.generation) == (addresses(0, 1, 2), 1)
+        assert (h.state.snapshot.seeds, h.state.snapshot.generation) == (addresses(0, 1, 2), 1)
 
         clock.now = 1040.0
         await h.source.feed(Restart("expired"))  # only gives the loop a turn; it carries no records
         snap = await h.state.wait_past(1, timeout=BOUND)
-        assert snap.served == addresses(1, 2, 3)
+        assert snap.seeds == addresses(1, 2, 3)
         await h.source.feed(Restart("expired"))  # a barrier: the loop has finished that round
         saved = StateFile(tmp_path / "seeds.json").load()
         assert saved is not None
-        assert saved.served == addresses(1, 2, 3), "a change made by the timer must reach the state file"
+        assert saved.seeds == addresses(1, 2, 3), "a change made by the timer must reach the state file"
 
 
 async def test_grace_expiry_while_the_source_fails_keeps_the_list_stale() -> None:
@@ -272,7 +272,7 @@ async def test_grace_expiry_while_the_source_fails_keeps_the_list_stale() -> Non
 
         await h.source.feed(view(*ZERO_DOWN))  # the source is back with the same view
         assert not h.state.snapshot.stale
-        assert h.state.snapshot.served == addresses(1, 2, 3)  # the expired grace applies at once
+        assert h.state.snapshot.seeds == addresses(1, 2, 3)  # the expired grace applies at once
 
 
 async def test_state_file_is_written_when_the_list_changes(tmp_path: Path) -> None:
@@ -282,7 +282,7 @@ async def test_state_file_is_written_when_the_list_changes(tmp_path: Path) -> No
         await h.source.feed(view(*THREE))
         saved = StateFile(path).load()
         assert saved is not None
-        assert (saved.served, saved.generation, saved.source) == (addresses(0, 1, 2), 1, "memory")
+        assert (saved.seeds, saved.generation, saved.source) == (addresses(0, 1, 2), 1, "memory")
         written = os.stat(path)
 
         await h.source.feed(view(*reversed(THREE)), Failure("timeout", "read timed out"), Restart("closed"))
@@ -291,7 +291,7 @@ async def test_state_file_is_written_when_the_list_changes(tmp_path: Path) -> No
         await h.source.feed(view(*ready_set([1, 2, 3])))
         saved = StateFile(path).load()
         assert saved is not None
-        assert (saved.served, saved.generation) == (addresses(1, 2, 3), 2)
+        assert (saved.seeds, saved.generation) == (addresses(1, 2, 3), 2)
         assert sorted(os.listdir(path.parent)) == ["seeds.json"]
 
 
@@ -304,7 +304,7 @@ async def test_unwritable_state_file_is_logged_and_serving_goes_on(
     with caplog.at_level(logging.ERROR, logger="seedsvc.discovery"):
         async with running(h):
             await h.source.feed(view(*THREE))
-            assert h.state.snapshot.served == addresses(0, 1, 2)
+            assert h.state.snapshot.seeds == addresses(0, 1, 2)
     assert "cannot write state file" in caplog.text
 
 

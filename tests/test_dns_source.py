@@ -133,7 +133,7 @@ class FakeExchange:
 
 
 def settings_for(**changes: Any) -> Settings:
-    base = Settings(
+    base = Settings.build(
         source="dns",
         dns_name=SEED_NAME.rstrip("."),
         dns_nameserver=("127.0.0.1", 53),
@@ -213,6 +213,12 @@ def test_a_answer_gives_addresses_and_ttl() -> None:
     found = addresses_from_answer(response, what="test")
     assert sorted(found.addresses) == ["10.0.0.1", "10.0.0.2"]
     assert (found.skipped, found.ttl) == (0, 7)
+
+
+def test_addresses_no_node_can_have_are_skipped() -> None:
+    answer = [f"{SEED_NAME} 7 IN A {a}" for a in ("10.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255")]
+    found = addresses_from_answer(response_for(SEED_NAME, "A", answer=answer), what="test")
+    assert (found.addresses, found.skipped) == (("10.0.0.1",), 3)
 
 
 def test_aaaa_answer_is_normalised() -> None:
@@ -364,7 +370,7 @@ def test_source_without_any_nameserver_is_a_config_error(tmp_path: Path) -> None
 def test_query_names() -> None:
     assert DnsSource(settings_for()).query_name == SEED_NAME
     assert DnsSource(settings_for(srv_port_name="cql")).query_name == f"_cql._tcp.{SEED_NAME}"
-    default = Settings(source="dns", service="db", namespace="prod", dns_nameserver=("127.0.0.1", 53))
+    default = Settings.build(source="dns", service="db", namespace="prod", dns_nameserver=("127.0.0.1", 53))
     assert DnsSource(default).query_name == "db.prod.svc.cluster.local."
 
 
@@ -612,7 +618,7 @@ async def test_a_change_is_seen_within_the_ttl_bound(coredns: CoreDns, ttl: int)
     # Refresh bounds 0.2 s and 1.5 s: TTL 0 must be polled at the minimum, TTL 1 at its TTL, and
     # TTL 3600 at the maximum, not after an hour.
     settings = dns_settings(coredns, srv_port_name="cql", dns_min_refresh=0.2, dns_max_refresh=1.5)
-    bound = refresh_after(ttl, minimum=settings.dns_min_refresh, maximum=settings.dns_max_refresh)
+    bound = refresh_after(ttl, minimum=settings.dns.min_refresh, maximum=settings.dns.max_refresh)
     await coredns.changed(statefulset_records([0, 1, 2], ttl=ttl))
     async with updates_of(DnsSource(settings)) as events:
         assert addresses(await next_event(events)) == {pod_address(n) for n in (0, 1, 2)}
@@ -669,7 +675,7 @@ async def test_faults_are_failures_until_the_server_recovers(coredns: CoreDns, f
                 await coredns.changed(statefulset_records(AFTER))
         recovered, between = await event_until(events, is_view)
     assert isinstance(failure, Failure) and failure.reason == fault
-    assert failure.retry_in is not None and 0 < failure.retry_in <= settings.backoff_max
+    assert failure.retry_in is not None and 0 < failure.retry_in <= settings.discovery.backoff_max
     assert isinstance(retried, Failure) and retried.reason == fault
     assert all(isinstance(e, Failure) for e in between)
     # After a timeout the server answers with what it had; after the others, with the new records.
@@ -710,13 +716,13 @@ async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreD
     )
     async with running(discovery):
         first = tuple(pod_address(n) for n in (0, 1, 2))
-        await wait_for_state(state, lambda s: s.served == first and not s.stale, "first list served", timeout=WAIT_S)
+        await wait_for_state(state, lambda s: s.seeds == first and not s.stale, "first list served", timeout=WAIT_S)
         generation = state.snapshot.generation
 
         with inject(coredns, fault, SRV_NAME):
             await wait_for_state(state, lambda s: s.stale, "stale during the fault", timeout=WAIT_S)
             snapshot = state.snapshot
-            assert snapshot.served == first and snapshot.generation == generation
+            assert snapshot.seeds == first and snapshot.generation == generation
             assert snapshot.last_error_reason == fault and snapshot.last_error
             if fault != "timeout":
                 # Recovery with a different list: pod 0 is gone.
@@ -724,14 +730,14 @@ async def test_discovery_keeps_the_last_list_stale_during_a_fault(coredns: CoreD
         if fault == "timeout":
             # The server answers again with what it had: the same list, no longer stale.
             await wait_for_state(
-                state, lambda s: s.served == first and not s.stale, "fresh after the fault", timeout=WAIT_S
+                state, lambda s: s.seeds == first and not s.stale, "fresh after the fault", timeout=WAIT_S
             )
             assert state.snapshot.generation == generation
             await coredns.changed(statefulset_records([1, 2, 3]))
 
         second = tuple(pod_address(n) for n in (1, 2, 3))
         await wait_for_state(
-            state, lambda s: s.served == second and not s.stale, "new list after recovery", timeout=WAIT_S
+            state, lambda s: s.seeds == second and not s.stale, "new list after recovery", timeout=WAIT_S
         )
         assert state.snapshot.generation == generation + 1
         assert state.snapshot.last_error_reason is None
@@ -748,7 +754,7 @@ async def test_recovery_with_the_same_list_clears_staleness(coredns: CoreDns) ->
         state=state,
     )
     async with running(discovery):
-        await wait_for_state(state, lambda s: len(s.served) == 3 and not s.stale, "first list", timeout=WAIT_S)
+        await wait_for_state(state, lambda s: len(s.seeds) == 3 and not s.stale, "first list", timeout=WAIT_S)
         generation = state.snapshot.generation
         await coredns.changed([])  # NXDOMAIN
         await wait_for_state(state, lambda s: s.stale, "stale", timeout=WAIT_S)
@@ -821,7 +827,7 @@ async def test_coredns_kubernetes_answers_nxdomain_for_a_headless_service_withou
     create_headless_statefulset(kube_api, namespace, replicas=3)
     pods = await asyncio.to_thread(kubelet.wait_for_pods, namespace, "app=cassandra", 3, timeout=60.0)
     by_pod = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
-    settings = Settings(
+    settings = Settings.build(
         source="dns", service="cassandra", namespace=namespace, cluster_domain=control_plane.cluster_domain,
         dns_nameserver=control_plane.dns, srv_port_name="cql",
         dns_min_refresh=0.2, dns_max_refresh=1.0, dns_timeout=1.0, backoff_max=0.5,

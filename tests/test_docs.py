@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from seedsvc.settings import OPTIONS
+from seedsvc.settings import OPTIONS, configuration_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+# Pages that document other programs' flags (Maven, the control plane, the harness, benchmarks).
+NOT_SEEDSVC_FLAGS = {"java-shim.md", "controlplane.md", "cassandra-harness.md", "benchmarks.md", "end-to-end.md",
+                     "deploy.md"}
 
 
 def test_every_option_is_in_the_readme_configuration_table() -> None:
@@ -26,3 +29,30 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
     assert "make test" in README and "make demo" in README
+
+
+def test_the_configuration_tables_are_generated_from_the_declarations() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    generated = text.split("-->\n", 1)[1].split("<!-- end of generated part -->", 1)[0]
+    assert generated == configuration_tables(), (
+        "regenerate: python -c 'from seedsvc.settings import configuration_tables as t; print(t(), end=\"\")'")
+
+
+def test_every_flag_and_variable_in_the_docs_exists() -> None:
+    # Prose anywhere in docs/ may name settings; a renamed or removed one must not linger there.
+    flags = {o.flag for o in OPTIONS} | {"--help", "--version", "--json", "--timeout"}
+    envs = {o.env for o in OPTIONS}
+    for page in (ROOT / "docs").glob("*.md"):
+        text = page.read_text()
+        for env in re.findall(r"`(SEEDSVC_[A-Z_]+)", text):
+            assert env in envs or env.startswith("SEEDSVC_SHIM_"), f"{page.name}: {env}"
+        for flag in re.findall(r"`(--[a-z][-a-z]*)", text):
+            assert flag in flags or page.name in NOT_SEEDSVC_FLAGS, f"{page.name}: {flag}"
+
+
+def test_the_architecture_page_lists_every_installed_module() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    for package in (ROOT / "seedsvc", ROOT / "sidecar" / "seedsvc_sidecar"):
+        for module in sorted(package.rglob("*.py")):
+            # Listed as a line of the tree: the file name, indented under its folder.
+            assert re.search(rf"^\s+{re.escape(module.name)}\s", page, flags=re.MULTILINE), module

@@ -23,11 +23,12 @@ from seedsvc_sidecar.serving import make_app
 
 from seedsvc.federated_discovery import build_federation
 from seedsvc.records import Endpoint
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode
 from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, View
 from seedsvc.sources.peers import PeerAnswer, PeerClient, PeerConfig
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.state import SeedState
 from tests.discovery_run import wait_for_state
 from tests.test_discovery import QueueSource
 
@@ -81,15 +82,15 @@ async def datacenter(
     peers: dict[str, int],
     bootstrap: str | None = "dc1",
     pod: int = 1,
-    restored: Snapshot | None = None,
+    restored: SeedList | None = None,
     **settings: float,
 ) -> AsyncIterator[Datacenter]:
     """One DC's sidecar (the caller is pod ``cassandra-<pod>``) serving on ``port``."""
     n = int(name[-1])
-    config = Settings(
+    config = Settings.build(
         datacenter=name, peers=tuple((peer, f"http://127.0.0.1:{p}") for peer, p in peers.items()),
         bootstrap_datacenter=bootstrap, pod_name=f"cassandra-{pod}", pod_ip=f"127.0.{n}.{pod + 1}",
-        connect_timeout=1.0, request_timeout=2.0, backoff_max=0.5, **settings,  # type: ignore[arg-type]
+        connect_timeout=1.0, request_timeout=2.0, backoff_max=0.5, **settings,
     )
     served, scope, source = SeedState(), SeedState(), QueueSource()
     if restored is not None:
@@ -122,10 +123,15 @@ async def start(dc: Datacenter, app: web.Application) -> None:
 
 
 async def wait_served(dc: Datacenter, *seeds: str) -> None:
-    await wait_for_state(dc.served, lambda s: s.served == seeds, f"{dc.name} served {','.join(seeds)}", BOUND)
+    await wait_for_state(dc.served, lambda s: s.seeds == seeds, f"{dc.name} served {','.join(seeds)}", BOUND)
 
 
-def status(snapshot: Snapshot, name: str) -> tuple[tuple[str, ...], bool]:
+def serving(dc: Datacenter) -> SeedList:
+    """What the DC serves now (a call, so mypy does not narrow it across awaits)."""
+    return dc.served.snapshot
+
+
+def status(snapshot: SeedList, name: str) -> tuple[tuple[str, ...], bool]:
     entry = next(dc for dc in snapshot.datacenters if dc.name == name)
     return entry.seeds, entry.stale
 
@@ -158,8 +164,8 @@ async def test_a_peer_dc_going_down_leaves_its_seeds_stale_and_never_delays_the_
         await dc2.stop()
         await wait_for_state(dc1.served, lambda s: status(s, "dc2") == (("127.0.2.1", "127.0.2.2", "127.0.2.3"), True),
                              "dc2 stale", BOUND)
-        assert dc1.served.snapshot.served == ("127.0.1.1", "127.0.1.3", "127.0.2.1", "127.0.2.2")
-        assert not dc1.served.snapshot.stale  # the local part is fresh; staleness is per DC
+        assert serving(dc1).seeds == ("127.0.1.1", "127.0.1.3", "127.0.2.1", "127.0.2.2")
+        assert not serving(dc1).stale  # the local part is fresh; staleness is per DC
         code, readyz = await dc1.get("/readyz")
         assert code == 200 and '"failing_peers":{"dc2":"unreachable: ' in readyz
         _, metrics = await dc1.get("/metrics")
@@ -168,7 +174,7 @@ async def test_a_peer_dc_going_down_leaves_its_seeds_stale_and_never_delays_the_
         assert 'seedsvc_peer_errors_total{datacenter="dc2",reason="unreachable"}' in metrics
         # A local change is served at once while the peer is down.
         await dc1.source.feed(pods("dc1", [0, 2, 3]))
-        assert dc1.served.snapshot.served == ("127.0.1.1", "127.0.1.3", "127.0.1.4", "127.0.2.1", "127.0.2.2")
+        assert serving(dc1).seeds == ("127.0.1.1", "127.0.1.3", "127.0.1.4", "127.0.2.1", "127.0.2.2")
 
 
 async def test_a_stale_peers_seeds_expire() -> None:
@@ -180,7 +186,7 @@ async def test_a_stale_peers_seeds_expire() -> None:
         await wait_served(dc1, "127.0.1.1", "127.0.1.3", "127.0.2.1", "127.0.2.2")
         await dc2.stop()
         await wait_served(dc1, "127.0.1.1", "127.0.1.3")
-        assert status(dc1.served.snapshot, "dc2") == ((), True)
+        assert status(serving(dc1), "dc2") == ((), True)
 
 
 async def test_a_new_dc_whose_peers_are_unreachable_waits_then_joins_once_a_peer_answers() -> None:
@@ -192,26 +198,26 @@ async def test_a_new_dc_whose_peers_are_unreachable_waits_then_joins_once_a_peer
         await asyncio.sleep(1.0)  # past the 0.2 s fallback: nothing may change
         code, body = await dc2.get("/seeds")
         assert code == 503 and "no peer datacenter seed known" in body, body
-        assert dc2.served.snapshot.mode is Mode.UNAVAILABLE
+        assert serving(dc2).mode is Mode.UNAVAILABLE
         async with datacenter("dc1", p1, peers={"dc2": p2}, pod=0) as dc1:
             await dc1.source.feed(pods("dc1", range(3)))
             await wait_served(dc2, "127.0.1.1", "127.0.1.2")
-            assert dc2.served.snapshot.mode is Mode.PEERS
+            assert serving(dc2).mode is Mode.PEERS
             # dc2's own seed set is what rule 8 makes of it (its unready pods, past the fallback): peers
             # may gossip towards them, while dc2's own pods are never served them.
             assert await dc2.get("/seeds?scope=datacenter") == (200, "127.0.2.1,127.0.2.2")
-            assert dc2.served.snapshot.served == ("127.0.1.1", "127.0.1.2")
+            assert serving(dc2).seeds == ("127.0.1.1", "127.0.1.2")
 
 
 async def test_a_dc_that_ran_before_reforms_on_its_own_while_every_peer_is_down() -> None:
     p1, p2 = free_port(), free_port()
-    restored = Snapshot(served=("127.0.2.2", "127.0.1.1"), generation=5)
+    restored = SeedList(seeds=("127.0.2.2", "127.0.1.1"), generation=5)
     async with datacenter("dc2", p2, peers={"dc1": p1}, pod=0, restored=restored,
                           restart_fallback_after=0.2) as dc2:
         await dc2.source.feed(pods("dc2", [], unready=[0, 1]))
         # Whole-DC restart: after the fallback, pod 0 is served pod 1 (unready) and re-forms.
         await wait_served(dc2, "127.0.2.2")
-        assert dc2.served.snapshot.mode is Mode.RESTART_FALLBACK
+        assert serving(dc2).mode is Mode.RESTART_FALLBACK
         await dc2.source.feed(pods("dc2", [0, 1]))
         await wait_served(dc2, "127.0.2.2")
         assert await dc2.get("/seeds?scope=datacenter") == (200, "127.0.2.1,127.0.2.2")
@@ -246,7 +252,7 @@ async def test_a_local_source_failure_marks_the_list_stale_with_peers_intact() -
         await wait_served(dc1, "127.0.1.1", "127.0.1.3", "127.0.2.1", "127.0.2.2")
         await dc1.source.feed(Failure("forbidden", "endpointslices is forbidden"))
         await wait_for_state(dc1.served, lambda s: s.stale, "dc1 stale", BOUND)
-        assert dc1.served.snapshot.served == ("127.0.1.1", "127.0.1.3", "127.0.2.1", "127.0.2.2")
-        assert dc1.served.snapshot.last_error_reason == "forbidden"
-        assert status(dc1.served.snapshot, "dc1")[1] is True
-        assert status(dc1.served.snapshot, "dc2")[1] is False
+        assert serving(dc1).seeds == ("127.0.1.1", "127.0.1.3", "127.0.2.1", "127.0.2.2")
+        assert serving(dc1).last_error_reason == "forbidden"
+        assert status(serving(dc1), "dc1")[1] is True
+        assert status(serving(dc1), "dc2")[1] is False

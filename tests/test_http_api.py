@@ -1,4 +1,4 @@
-"""The HTTP API over real HTTP on loopback (DESIGN.md section 3, docs/http-api.md).
+"""The HTTP API over real HTTP on loopback (docs/design.md section 3, docs/http-api.md).
 
 Each test gets its own app (own SeedState, Health and Metrics) behind aiohttp's test server bound to
 127.0.0.1; the state is driven through the same calls the discovery loop makes.
@@ -30,9 +30,10 @@ from seedsvc_sidecar.metrics import Metrics
 from seedsvc_sidecar.serving import MAX_WAIT, SEEDS_PARAMETERS, entity_tag, make_app, seeds_reply
 
 from seedsvc.records import Endpoint, Identity
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode, Policy, Selection, select
 from seedsvc.sources.events import Failure, Restart, View
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.state import SeedState
 
 SEEDS = ("10.0.0.1", "10.0.0.2", "10.0.0.3")
 
@@ -96,9 +97,9 @@ async def test_ipv6_addresses_are_served_unbracketed(service: Service) -> None:
 
 def test_equal_lists_have_equal_etags_whatever_the_generation_or_restart() -> None:
     moment = datetime(2026, 1, 1, tzinfo=UTC)
-    one = Snapshot(served=SEEDS, generation=1, source="kubernetes", updated_at=moment)
-    other = Snapshot(served=SEEDS, generation=42, source="dns", stale=True)
-    different = Snapshot(served=SEEDS[:2], generation=1)
+    one = SeedList(seeds=SEEDS, generation=1, source="kubernetes", updated_at=moment)
+    other = SeedList(seeds=SEEDS, generation=42, source="dns", stale=True)
+    different = SeedList(seeds=SEEDS[:2], generation=1)
     etag = seeds_reply(one, as_json=False).headers["ETag"]
     assert seeds_reply(other, as_json=False).headers["ETag"] == etag
     assert seeds_reply(different, as_json=False).headers["ETag"] != etag
@@ -255,7 +256,7 @@ async def test_stale_flag_while_discovery_fails_and_after_recovery(service: Serv
 
 
 async def test_restored_list_is_served_stale(service: Service) -> None:
-    service.state.restore(Snapshot(served=("10.1.0.1", "10.1.0.2"), generation=7, source="kubernetes"))
+    service.state.restore(SeedList(seeds=("10.1.0.1", "10.1.0.2"), generation=7, source="kubernetes"))
     response = await service.client.get("/seeds")
     assert response.status == 200
     assert await response.text() == "10.1.0.1,10.1.0.2"
@@ -653,7 +654,7 @@ def test_openapi_description_matches_the_documents_and_parameters() -> None:
     spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml").read_text())
     schemas = spec["components"]["schemas"]
     moment = datetime(2026, 1, 1, tzinfo=UTC)
-    snapshot = Snapshot(served=SEEDS, generation=1, updated_at=moment,
+    snapshot = SeedList(seeds=SEEDS, generation=1, updated_at=moment,
                         candidates=selection_of(*SEEDS).candidates)
     assert set(seeds_document(snapshot)) == set(schemas["SeedsDocument"]["required"])
     assert set(seeds_document(snapshot)["candidates"][0]) == set(schemas["Candidate"]["required"])

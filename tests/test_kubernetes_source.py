@@ -85,12 +85,12 @@ async def recording(settings: Settings) -> AsyncIterator[Recorder]:
 
 
 def admin_settings(plane: ControlPlane, namespace: str, **changes: Any) -> Settings:
-    return Settings(kubeconfig=plane.kubeconfig, namespace=namespace, backoff_max=2.0, **changes)
+    return Settings.build(kubeconfig=plane.kubeconfig, namespace=namespace, backoff_max=2.0, **changes)
 
 
 def incluster_settings(plane: ControlPlane, namespace: str, sa_dir: Path, **changes: Any) -> Settings:
     env = plane.incluster_env()
-    return Settings(
+    return Settings.build(
         namespace=namespace,
         kubernetes_host=env["KUBERNETES_SERVICE_HOST"],
         kubernetes_port=int(env["KUBERNETES_SERVICE_PORT"]),
@@ -143,7 +143,7 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
         while True:
             truth = await asyncio.to_thread(endpoint_truth, control_plane, namespace, "cassandra")
             ready = sorted(((int(p.rsplit("-", 1)[1]), ip) for p, ip, r in truth if r))
-            served = state.snapshot.served
+            served = state.snapshot.seeds
             # With 3 zones and count 3, round-robin picks the lowest ready ordinal of each zone;
             # checked here only as "served is a set of ready pods' IPs of the right size".
             if check(truth) and set(served) <= {ip for _, ip in ready} and len(served) == min(3, len(ready)):
@@ -154,15 +154,15 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
 
     async with running(discovery):
         await served_matches_truth("3 ready pods", lambda t: len(t) == 3 and all(r for *_, r in t))
-        first = set(state.snapshot.served)
+        first = set(state.snapshot.seeds)
 
         kubelet.set_ready(namespace, "cassandra-1", False)
         await served_matches_truth("pod 1 unready", lambda t: "cassandra-1" in {p for p, _, r in t if not r})
-        assert len(state.snapshot.served) == 2
+        assert len(state.snapshot.seeds) == 2
 
         kubelet.set_ready(namespace, "cassandra-1", True)
         await served_matches_truth("pod 1 ready again", lambda t: all(r for *_, r in t) and len(t) == 3)
-        assert set(state.snapshot.served) == first
+        assert set(state.snapshot.seeds) == first
 
         control_plane.api(
             "PUT",
@@ -182,7 +182,7 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
             "pod 0 recreated with a new IP",
             lambda t: any(p == "cassandra-0" and ip != old_ip and r for p, ip, r in t) and len(t) == 5,
         )
-        assert old_ip not in state.snapshot.served
+        assert old_ip not in state.snapshot.seeds
 
         control_plane.api(
             "PUT",
@@ -196,7 +196,7 @@ async def test_seeds_follow_pods_becoming_ready_unready_deleted_and_scaled(
         )
         await served_matches_truth("scaled to 2", lambda t: {p for p, _, _ in t} == {"cassandra-0", "cassandra-1"})
         truth = endpoint_truth(control_plane, namespace, "cassandra")
-        assert sorted(state.snapshot.served) == sorted(ip for _, ip, _ in truth)
+        assert sorted(state.snapshot.seeds) == sorted(ip for _, ip, _ in truth)
         assert not state.snapshot.stale
 
 
@@ -227,7 +227,7 @@ async def test_a_410_during_the_watch_is_survived_without_missing_a_change(
     config = yaml.safe_load(plane.kubeconfig.read_text())
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
     kubeconfig.write_text(yaml.safe_dump(config))
-    settings = Settings(
+    settings = Settings.build(
         kubeconfig=kubeconfig,
         namespace=namespace,
         service="db",
@@ -284,7 +284,7 @@ async def test_forbidden_is_a_visible_error_never_an_empty_list(
 
         create(control_plane, namespace, k8s.role_for_endpointslices())
         create(control_plane, namespace, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", namespace))
-        await wait_for_state(state, lambda s: s.served == ("10.2.0.1",), "the list once RBAC allows it")
+        await wait_for_state(state, lambda s: s.seeds == ("10.2.0.1",), "the list once RBAC allows it")
         assert state.snapshot.last_error is None
 
 
@@ -411,12 +411,12 @@ async def test_an_api_server_restart_keeps_the_last_list_marked_stale(
         state=state,
     )
     async with running(discovery):
-        await wait_for_state(state, lambda s: s.served == ("10.4.0.1", "10.4.0.2"), "first list")
+        await wait_for_state(state, lambda s: s.seeds == ("10.4.0.1", "10.4.0.2"), "first list")
         await asyncio.to_thread(plane.stop_apiserver)
         await wait_for_state(state, lambda s: s.stale, "stale while the API server is down")
-        assert state.snapshot.served == ("10.4.0.1", "10.4.0.2")
+        assert state.snapshot.seeds == ("10.4.0.1", "10.4.0.2")
         assert state.snapshot.last_error_reason in {"unreachable", "timeout", "closed"}
         await asyncio.to_thread(plane.start_apiserver)
         await wait_for_state(state, lambda s: not s.stale, "fresh after restart")
         create(plane, "default", k8s.endpoint_slice("db-2", "db", [("db-2", "10.4.0.3", True)]))
-        await wait_for_state(state, lambda s: "10.4.0.3" in s.served, "a change after the restart")
+        await wait_for_state(state, lambda s: "10.4.0.3" in s.seeds, "a change after the restart")

@@ -9,9 +9,10 @@ from seedsvc_sidecar.metrics import Metrics, label_value
 
 from seedsvc.discovery import Observer
 from seedsvc.records import Endpoint, Identity
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Memory, Mode, Policy, Selection, select
 from seedsvc.sources.events import Failure, Restart, View
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.state import SeedState
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -37,7 +38,7 @@ def test_gauges_follow_the_state_whatever_changed_it() -> None:
     assert value(metrics, "seedsvc_seeds") == 0
     assert value(metrics, "seedsvc_stale") == 0
     # The state file path never goes through the observer; the gauges still see it.
-    state.restore(Snapshot(served=("10.0.0.1", "10.0.0.2"), generation=3, mode=Mode.DISCOVERED))
+    state.restore(SeedList(seeds=("10.0.0.1", "10.0.0.2"), generation=3, mode=Mode.DISCOVERED))
     assert value(metrics, "seedsvc_seeds") == 2
     assert value(metrics, "seedsvc_stale") == 1
     assert value(metrics, "seedsvc_selection_mode", mode="discovered") == 1

@@ -29,7 +29,7 @@ def test_settings_from_env_reads_the_sidecar_variables_and_validates_overrides(
     monkeypatch.setenv("CASSANDRA_SERVICE_NUM_SEEDS", "5")
     monkeypatch.setenv("CASSANDRA_SERVICE", "ring")
     settings = seedsvc.settings_from_env(namespace="db")
-    assert (settings.count, settings.service, settings.namespace) == (5, "ring", "db")
+    assert (settings.selection.count, settings.discovery.service, settings.discovery.namespace) == (5, "ring", "db")
     with pytest.raises(ConfigError, match=r"--count='zero'"):
         seedsvc.settings_from_env(count="zero")
 

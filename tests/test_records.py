@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seedsvc.records import Endpoint, Identity, InvalidAddress, merge_duplicates, normalize_address, ordinal_of
+from seedsvc.records import (
+    Endpoint,
+    Identity,
+    InvalidAddress,
+    merge_duplicates,
+    normalize_address,
+    ordinal_of,
+    seed_address,
+)
 from tests.strategies import endpoint_sets
 
 # ---------------------------------------------------------------------------------------------------
@@ -181,3 +189,21 @@ def test_identity_recognises_its_pod_by_name_or_by_address() -> None:
     assert not Identity(pod_name="cassandra-1", pod_ip="10.0.0.2").is_self(other)
     assert not Identity().is_self(Endpoint("10.0.0.4"))
     assert not Identity(pod_name="cassandra-1").is_self(Endpoint("10.0.0.4"))
+
+
+@pytest.mark.parametrize("name", ["cassandra-1\n", "cassandra-1\n.cassandra"])
+def test_a_trailing_newline_is_no_ordinal(name: str) -> None:
+    assert ordinal_of(name) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("10.0.0.1", "10.0.0.1"), ("[FD00::1]", "fd00::1"), ("127.0.0.1", "127.0.0.1")]
+)
+def test_seed_address_keeps_unicast_addresses(raw: str, expected: str) -> None:
+    assert seed_address(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["0.0.0.0", "::", "224.0.0.1", "239.255.255.250", "ff02::1", "255.255.255.255"])
+def test_seed_address_refuses_what_no_node_can_be(raw: str) -> None:
+    with pytest.raises(InvalidAddress, match="not a unicast address"):
+        seed_address(raw)

@@ -1,4 +1,4 @@
-"""select(): the seed selection rules of DESIGN.md section 2, as properties and as the brief's scenarios.
+"""select(): the seed selection rules of docs/design.md section 2, as properties and as its scenarios.
 
 select() is pure and takes ``now``, so time is just a number here: nothing sleeps.
 """
@@ -20,7 +20,7 @@ from seedsvc.selection import Memory, Mode, Policy, Selection, select
 from tests.strategies import endpoint_sets, identities, ipv4, ipv6, pod, policies, ready_set
 
 # ---------------------------------------------------------------------------------------------------
-# helpers: the expectations are written from the brief, not from selection.py
+# helpers: the expectations are written from docs/design.md, not from selection.py
 
 
 def merged(records: list[Endpoint]) -> tuple[Endpoint, ...]:
@@ -240,7 +240,7 @@ def test_seed_set_is_the_same_for_every_caller(records: list[Endpoint], data: st
     assert len(seed_sets) <= 1
 
 
-def test_brief_example_pod_1_is_served_0_and_2_and_pod_4_is_served_0_1_2() -> None:
+def test_design_example_pod_1_is_served_0_and_2_and_pod_4_is_served_0_1_2() -> None:
     records = ready_set(range(4))
     policy = Policy(count=3)
     for_pod_1 = select(records, policy=policy, identity=Identity(pod_name=pod(1)), now=0.0)
@@ -587,7 +587,7 @@ def test_invariants_hold_along_any_history(
 
 
 # ---------------------------------------------------------------------------------------------------
-# the brief's scenarios
+# the scenarios of docs/design.md section 2
 
 
 def test_three_pods_coming_up_one_by_one_with_ordered_ready() -> None:

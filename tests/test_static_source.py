@@ -45,3 +45,10 @@ async def test_then_waits_without_busy_looping_until_cancelled() -> None:
 def test_bad_seed_lists_are_refused_up_front(seeds: tuple[str, ...]) -> None:
     with pytest.raises((ValueError, InvalidAddress)):
         StaticSource(seeds)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255"])
+def test_addresses_no_node_can_have_are_refused(address: str) -> None:
+    # Settings built in code skip the CASSANDRA_SEEDS parser; the source refuses these by itself.
+    with pytest.raises(InvalidAddress, match="not a unicast address"):
+        StaticSource(("10.0.0.1", address))

@@ -6,7 +6,7 @@ in this process: the point of asking again is to see the change, and a second ca
 negative) on top of the cluster DNS's own would only add delay. The answer's smallest TTL, clamped to
 ``[dns_min_refresh, dns_max_refresh]``, decides when to ask again.
 
-Two modes (``Settings.srv_port_name``):
+Two modes (``DnsSettings.srv_port_name``):
 
 - A/AAAA: ``<dns-name>`` for A and AAAA at once. A headless Service publishes one address per ready
   pod; the records carry no pod name, so selection falls back to address order.
@@ -55,11 +55,12 @@ import dns.rdatatype
 import dns.rdtypes.IN.SRV
 import dns.rrset
 
-from seedsvc.records import Endpoint, InvalidAddress, merge_duplicates, normalize_address
+from seedsvc.records import Endpoint, InvalidAddress, merge_duplicates, seed_address
 from seedsvc.settings import RESOLV_CONF, ConfigError, Settings
 from seedsvc.sources.backoff import Backoff
 from seedsvc.sources.checks import Check
 from seedsvc.sources.events import Failure, SourceEvent, View
+from seedsvc.values import is_ip_literal
 
 log = logging.getLogger("seedsvc.sources.dns")
 
@@ -216,7 +217,8 @@ def _addresses_of(rrset: dns.rrset.RRset, ttl: int) -> Addresses:
     skipped = 0
     for rdata in rrset:
         try:
-            found.append(normalize_address(str(getattr(rdata, "address", ""))))
+            # No node can be at 0.0.0.0, ::, a multicast or the broadcast address: skipped like junk.
+            found.append(seed_address(str(getattr(rdata, "address", ""))))
         except InvalidAddress:
             skipped += 1
     return Addresses(tuple(found), skipped, ttl)
@@ -278,8 +280,11 @@ class DnsSource:
         backoff: Backoff | None = None,
     ) -> None:
         """Raises :class:`ConfigError` when no nameserver is configured and resolv.conf names none."""
-        if settings.dns_nameserver is not None:
-            self._host, self._port = settings.dns_nameserver
+        if settings.dns.nameserver is not None:
+            self._host, self._port = settings.dns.nameserver
+            if not is_ip_literal(self._host):
+                # settings.load() resolves names; Settings built by hand must do the same.
+                raise ConfigError(f"SEEDSVC_DNS_NAMESERVER must be an IP address here, not {self._host!r}")
         else:
             host = nameserver_from_resolv_conf(resolv_conf)
             if host is None:
@@ -292,14 +297,15 @@ class DnsSource:
         self._server = _server_text(self._host, self._port)
         self._dns_name = dns.name.from_text(settings.resolved_dns_name)
         self._srv_name = (
-            dns.name.from_text(f"_{settings.srv_port_name}._tcp.{settings.resolved_dns_name}")
-            if settings.srv_port_name
+            dns.name.from_text(f"_{settings.dns.srv_port_name}._tcp.{settings.resolved_dns_name}")
+            if settings.dns.srv_port_name
             else None
         )
         self._exchange = exchange or self._udp_with_tcp_fallback
         # The first retry comes after about the shortest refresh: as soon as a healthy round would.
         self._backoff = backoff or Backoff(
-            initial=min(settings.dns_min_refresh, settings.backoff_max), maximum=settings.backoff_max
+            initial=min(settings.dns.min_refresh, settings.discovery.backoff_max),
+            maximum=settings.discovery.backoff_max,
         )
         self._lookups = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
 
@@ -340,8 +346,8 @@ class DnsSource:
             await asyncio.sleep(
                 refresh_after(
                     resolution.ttl,
-                    minimum=self._settings.dns_min_refresh,
-                    maximum=self._settings.dns_max_refresh,
+                    minimum=self._settings.dns.min_refresh,
+                    maximum=self._settings.dns.max_refresh,
                 )
             )
 
@@ -404,11 +410,11 @@ class DnsSource:
         try:
             # dnspython's own timeout covers each socket operation; this one bounds the whole
             # exchange (UDP, then TCP after truncation) by the one setting.
-            async with asyncio.timeout(self._settings.dns_timeout):
+            async with asyncio.timeout(self._settings.dns.timeout):
                 response = await self._exchange(query)
         except (TimeoutError, dns.exception.Timeout):
             raise DnsError(
-                "timeout", f"no answer from {self._server} for {what} within {self._settings.dns_timeout:g}s"
+                "timeout", f"no answer from {self._server} for {what} within {self._settings.dns.timeout:g}s"
             ) from None
         except OSError as exc:
             raise DnsError("unreachable", f"cannot query {self._server} for {what}: {_describe(exc)}") from None
@@ -422,7 +428,7 @@ class DnsSource:
 
     async def _udp_with_tcp_fallback(self, query: dns.message.Message) -> dns.message.Message:
         response, _ = await dns.asyncquery.udp_with_fallback(
-            query, self._host, timeout=self._settings.dns_timeout, port=self._port
+            query, self._host, timeout=self._settings.dns.timeout, port=self._port
         )
         return response
 

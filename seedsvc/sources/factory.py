@@ -8,12 +8,12 @@ from seedsvc.sources.events import Source
 
 
 def build_source(settings: Settings) -> Source:
-    """The source that ``settings.source`` names; imports are local so each kind only loads its own I/O."""
-    if settings.source == "static":
+    """The source ``settings.discovery.source`` names; imports are local so each kind loads only its own I/O."""
+    if settings.discovery.source == "static":
         from seedsvc.sources.static import StaticSource
 
-        return StaticSource(settings.seeds)
-    if settings.source == "dns":
+        return StaticSource(settings.selection.static_seeds)
+    if settings.discovery.source == "dns":
         from seedsvc.sources.dns import DnsSource
 
         return DnsSource(settings)
@@ -24,9 +24,10 @@ def build_source(settings: Settings) -> Source:
 
 async def diagnose(settings: Settings) -> list[Check]:
     """Every check the configured source can make; never raises for an unreachable peer."""
-    if settings.source == "static":
-        return [Check("static seeds", bool(settings.seeds), ",".join(settings.seeds) or "CASSANDRA_SEEDS is empty")]
-    if settings.source == "dns":
+    if settings.discovery.source == "static":
+        seeds = settings.selection.static_seeds
+        return [Check("static seeds", bool(seeds), ",".join(seeds) or "CASSANDRA_SEEDS is empty")]
+    if settings.discovery.source == "dns":
         from seedsvc.sources.dns import diagnose as diagnose_dns
 
         return await diagnose_dns(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from seedsvc.records import Endpoint, normalize_address
+from seedsvc.records import Endpoint, seed_address
 from seedsvc.sources.events import SourceEvent, View
 
 
@@ -17,11 +17,11 @@ class StaticSource:
     """
 
     def __init__(self, seeds: tuple[str, ...]) -> None:
-        """Raises ValueError for an empty list or an entry that is not an IP literal."""
+        """Raises ValueError for an empty list or an entry that is not a unicast IP literal."""
         if not seeds:
             raise ValueError("the static source needs at least one address in CASSANDRA_SEEDS")
         # Order kept, duplicates dropped; normalised like every other source's addresses.
-        addresses = dict.fromkeys(normalize_address(seed) for seed in seeds)
+        addresses = dict.fromkeys(seed_address(seed) for seed in seeds)
         self._endpoints = tuple(Endpoint(address=address) for address in addresses)
 
     @property

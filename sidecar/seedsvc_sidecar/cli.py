@@ -1,4 +1,4 @@
-"""The ``seedsvc`` command: ``serve``, ``seeds`` and ``check`` (DESIGN.md section 4).
+"""The ``seedsvc`` command: ``serve``, ``seeds`` and ``check`` (docs/design.md section 4).
 
 Every option comes from :data:`seedsvc.settings.OPTIONS`, with its environment variable and default
 in the help. argparse only collects raw strings (default None); :func:`seedsvc.settings.load`
@@ -10,55 +10,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from seedsvc import __version__
-from seedsvc.settings import OPTIONS, ConfigError, Option, Settings, load
+from seedsvc import __version__, values
+from seedsvc.options import Option
+from seedsvc.seedlist import seeds_document
+from seedsvc.settings import OPTIONS, ConfigError, Settings, load
 from seedsvc.sources.checks import Check
-from seedsvc.state import candidate_json
 from seedsvc_sidecar.logs import setup_logging
+
+log = logging.getLogger("seedsvc.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 SEEDS_TIMEOUT = 10.0
 """Default bound of ``seedsvc seeds`` and ``seedsvc check``: a few watch or DNS round trips."""
 
 
-def _default_text(option: Option) -> str:
-    default = {f.name: f.default for f in dataclasses.fields(Settings)}.get(option.field)
-    if default is None or default == ():
-        return "none"
-    if isinstance(default, tuple):
-        return ",".join(str(item) for item in default)
-    if isinstance(default, float):
-        return f"{default:g}"
-    if isinstance(default, Path):
-        return str(default)
-    return str(default)
-
-
 def option_help(option: Option) -> str:
-    text = f"{option.help} [env: {option.env}, default: {_default_text(option)}]"
+    text = f"{option.help} [env: {option.env}, default: {option.default_text}]"
     return text.replace("%", "%%")  # argparse formats help with %
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (each also read from its environment variable)")
     for option in OPTIONS:
-        group.add_argument(option.flag, dest=option.field, metavar=option.metavar, default=None,
+        group.add_argument(option.flag, dest=option.name, metavar=option.metavar, default=None,
                            help=option_help(option))
 
 
 def _positive_seconds(text: str) -> float:
+    # The settings' own parser: ASCII decimal only, no nan, inf, 1_0 or full-width digits.
     try:
-        value = float(text)
+        value = values.seconds(0, 3600)(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seconds {text!r}") from None
-    if not 0 < value <= 3600:  # also nan
+        value = 0.0
+    if value == 0:
         raise argparse.ArgumentTypeError(f"invalid seconds {text!r}: must be above 0 and at most 3600")
     return value
 
@@ -79,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(serve)
     seeds = commands.add_parser("seeds", help="print the current seed list once", allow_abbrev=False)
     seeds.add_argument("--json", action="store_true",
-                       help="print seeds, source, mode, reason and candidates as JSON")
+                       help="print the JSON document of GET /seeds?format=json instead")
     seeds.add_argument("--timeout", type=_positive_seconds, default=SEEDS_TIMEOUT, metavar="SECONDS",
                        help=f"give up after this long (default: {SEEDS_TIMEOUT:g})")
     _add_options(seeds)
@@ -97,13 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, argparse's own usage errors (status 2)
         return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
-    flags = {option.field: getattr(args, option.field) for option in OPTIONS}
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS}
     try:
         settings = load(flags, os.environ)
     except ConfigError as exc:
         print(f"seedsvc: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(log_format=settings.log_format, level=settings.log_level)
+    setup_logging(log_format=settings.logging.format, level=settings.logging.level)
     try:
         if args.command == "serve":
             from seedsvc_sidecar.service import serve
@@ -117,6 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.command == "serve":
+            raise  # the sidecar's own crash belongs in its log with the traceback
+        # A bug, not a configuration or network problem (those are reported above or by the checks):
+        # one line for the person at the terminal, the traceback only in a debug log.
+        log.debug("unexpected error", exc_info=True)
+        print(f"seedsvc: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 async def _seeds(settings: Settings, *, as_json: bool, timeout: float) -> int:
@@ -128,15 +126,7 @@ async def _seeds(settings: Settings, *, as_json: bool, timeout: float) -> int:
         print(f"seedsvc: no seed list: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_FAILED
     if as_json:
-        document = {
-            "seeds": list(found.seeds),
-            "source": found.source,
-            "mode": str(found.mode),
-            "stale": found.stale,
-            "reason": found.reason,
-            "candidates": [candidate_json(c) for c in found.candidates],
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(seeds_document(found), indent=2))
     else:
         print(",".join(found.seeds))
     return EXIT_OK
@@ -150,6 +140,11 @@ async def _check(settings: Settings, *, timeout: float) -> int:
             results = await diagnose(settings)
     except TimeoutError:
         results = [Check("checks finished", False, f"not within {timeout:g}s; is the peer reachable?")]
+    except ConfigError:
+        raise
+    except Exception as exc:  # a check must report, never crash: the output stays one line per check
+        log.debug("check failed unexpectedly", exc_info=True)
+        results = [Check("checks finished", False, f"{type(exc).__name__}: {' '.join(str(exc).split())}")]
     for result in results:
         print(f"{'ok' if result.ok else 'FAIL'} {result.name}: {result.detail}")
     return EXIT_OK if results and all(result.ok for result in results) else EXIT_FAILED

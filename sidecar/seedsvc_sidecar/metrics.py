@@ -15,9 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode, Selection
 from seedsvc.sources.events import Failure, Restart, View
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.state import SeedState
 
 # Long-polls last up to the longest allowed wait (300 s), probes and plain GETs a millisecond.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -38,7 +39,7 @@ class _StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._state.snapshot
         yield GaugeMetricFamily("seedsvc_seeds", "Number of addresses in the served seed list.",
-                                value=len(snapshot.served))
+                                value=len(snapshot.seeds))
         yield GaugeMetricFamily(
             "seedsvc_stale", "1 while the served list is the last known one and discovery is failing.",
             value=1 if snapshot.stale else 0,
@@ -71,7 +72,7 @@ class _StateCollector(Collector):
             yield from _peer_gauges(snapshot)
 
 
-def _peer_gauges(snapshot: Snapshot) -> Iterator[Metric]:
+def _peer_gauges(snapshot: SeedList) -> Iterator[Metric]:
     peers = [dc for dc in snapshot.datacenters if not dc.own]
     seeds = GaugeMetricFamily("seedsvc_peer_seeds", "Seeds known of each peer datacenter (stale ones included).",
                               labels=["datacenter"])

@@ -14,7 +14,6 @@ from aiohttp import web
 
 from seedsvc.discovery import Discovery
 from seedsvc.federated_discovery import build_federation
-from seedsvc.records import Identity
 from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
 from seedsvc.state import SeedState, StateFile, StateFileError
@@ -43,16 +42,16 @@ def restore_state(state: SeedState, path: Path | None) -> None:
         log.info("no state file at %s yet", path)
         return
     state.restore(snapshot)
-    log.info("restored %s from %s (stale until discovery answers)", ",".join(snapshot.served), path)
+    log.info("restored %s from %s (stale until discovery answers)", ",".join(snapshot.seeds), path)
 
 
 def build_app(settings: Settings) -> web.Application:
     """The whole service: state (restored from the state file), metrics, HTTP API, discovery task."""
     state = SeedState()
-    restore_state(state, settings.state_file)
-    metrics = Metrics(state, source=settings.source)
+    restore_state(state, settings.state.file)
+    metrics = Metrics(state, source=settings.discovery.source)
     health = Health()
-    if settings.datacenter is not None:
+    if settings.federation.datacenter is not None:
         scope_state = SeedState()
         app = make_app(state=state, health=health, metrics=metrics, scope_state=scope_state)
         federated = build_federation(settings, served=state, scope=scope_state, observer=metrics)
@@ -61,11 +60,11 @@ def build_app(settings: Settings) -> web.Application:
     app = make_app(state=state, health=health, metrics=metrics)
     discovery = Discovery(
         source=build_source(settings),
-        policy=settings.policy,
-        identity=Identity(settings.pod_name, settings.pod_ip),
+        policy=settings.selection,
+        identity=settings.identity,
         state=state,
         observer=metrics,
-        state_file=StateFile(settings.state_file) if settings.state_file else None,
+        state_file=StateFile(settings.state.file) if settings.state.file else None,
     )
     app.cleanup_ctx.append(_background("discovery", discovery.run, health))
     return app
@@ -121,11 +120,11 @@ async def _serve_until(stop: asyncio.Event, settings: Settings, *, shutdown_grac
                            handler_cancellation=True, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.http.host, settings.http.port)
         try:
             await site.start()
         except OSError as exc:
-            log.error("cannot listen on %s port %d: %s", settings.host, settings.port, exc.strerror or exc)
+            log.error("cannot listen on %s port %d: %s", settings.http.host, settings.http.port, exc.strerror or exc)
             return 1
         for address in runner.addresses:
             host, port = address[0], address[1]

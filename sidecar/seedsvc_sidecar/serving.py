@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN.md section 3): an aiohttp app factory and the functions behind its handlers.
+"""The HTTP API (docs/design.md section 3): an aiohttp app factory and the functions behind its handlers.
 
 Handlers only translate HTTP into calls of the framework-neutral functions below, each of which
 returns a :class:`Reply` (status, headers, body), so every answer can be tested without a server.
@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from seedsvc.state import SeedState, Snapshot
+from seedsvc.seedlist import SeedList
+from seedsvc.state import SeedState
 from seedsvc_sidecar.documents import readiness_document, seeds_document, unservable_reason
 from seedsvc_sidecar.health import Health
 from seedsvc_sidecar.metrics import Metrics
@@ -161,7 +162,7 @@ def prefers_json(accept: str | None) -> bool:
     return best.get("application/json", (0, 0.0))[1] > best.get("text/plain", (0, 0.0))[1]
 
 
-def seeds_reply(snapshot: Snapshot, *, as_json: bool, if_none_match: str | None = None) -> Reply:
+def seeds_reply(snapshot: SeedList, *, as_json: bool, if_none_match: str | None = None) -> Reply:
     """The answer to ``GET /seeds`` for one snapshot: 200, 304 or 503, never an empty 200."""
     headers = {
         "X-Seedsvc-Generation": str(snapshot.generation),
@@ -177,7 +178,7 @@ def seeds_reply(snapshot: Snapshot, *, as_json: bool, if_none_match: str | None 
         etag = entity_tag("json", reply.body)
     else:
         reply = Reply(200, {"Content-Type": "text/plain; charset=utf-8", **headers},
-                      ",".join(snapshot.served).encode())
+                      ",".join(snapshot.seeds).encode())
         # From the list alone: equal lists have equal ETags, across restarts and across replicas.
         etag = entity_tag("text", reply.body)
     reply.headers["ETag"] = etag
@@ -199,7 +200,7 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return etag in _ENTITY_TAG.findall(if_none_match)
 
 
-async def next_snapshot(state: SeedState, query: SeedsQuery, stopping: asyncio.Event) -> Snapshot:
+async def next_snapshot(state: SeedState, query: SeedsQuery, stopping: asyncio.Event) -> SeedList:
     """The snapshot a (long-poll) request is answered with.
 
     Waits while the generation equals the one the client has (by default the current one), up to
@@ -230,7 +231,7 @@ def healthz_reply(health: Health) -> Reply:
     return text_reply(200, "ok") if problem is None else text_reply(503, problem)
 
 
-def readyz_reply(snapshot: Snapshot) -> Reply:
+def readyz_reply(snapshot: SeedList) -> Reply:
     return json_reply(200 if snapshot.servable else 503, readiness_document(snapshot),
                       {"Cache-Control": "no-store"})
 

@@ -56,9 +56,9 @@ class ApiAccess:
 
 async def resolve_access(settings: Settings) -> ApiAccess:
     """In-cluster when KUBERNETES_SERVICE_HOST is set and no kubeconfig is named, else the kubeconfig."""
-    if settings.kubeconfig is None and settings.kubernetes_host:
+    if settings.kubernetes.kubeconfig is None and settings.kubernetes.host:
         return in_cluster_access(settings)
-    kubeconfig = settings.kubeconfig or Path.home() / ".kube" / "config"
+    kubeconfig = settings.kubernetes.kubeconfig or Path.home() / ".kube" / "config"
     if not await asyncio.to_thread(kubeconfig.exists):
         raise AccessError(
             f"no API server configured: KUBERNETES_SERVICE_HOST is unset and kubeconfig {kubeconfig} "
@@ -68,10 +68,10 @@ async def resolve_access(settings: Settings) -> ApiAccess:
 
 
 def in_cluster_access(settings: Settings) -> ApiAccess:
-    directory = settings.serviceaccount_dir
+    directory = settings.kubernetes.serviceaccount_dir
     token_file, ca_file = directory / "token", directory / "ca.crt"
-    host = settings.kubernetes_host or ""
-    port = settings.kubernetes_port or 443
+    host = settings.kubernetes.host or ""
+    port = settings.kubernetes.port or 443
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     context = _verifying_context(ca_file)
 
@@ -85,7 +85,7 @@ def in_cluster_access(settings: Settings) -> ApiAccess:
     return ApiAccess(
         base_url=f"https://{netloc}",
         ssl_context=context,
-        credentials=Credentials(read_token, max_age=settings.token_reread),
+        credentials=Credentials(read_token, max_age=settings.kubernetes.token_reread),
         origin=f"in-cluster ({directory})",
     )
 
@@ -131,7 +131,7 @@ async def kubeconfig_access(path: Path, settings: Settings) -> ApiAccess:
     return ApiAccess(
         base_url=str(configuration.host).rstrip("/"),
         ssl_context=context,
-        credentials=Credentials(header, max_age=settings.token_reread),
+        credentials=Credentials(header, max_age=settings.kubernetes.token_reread),
         origin=f"kubeconfig {path}",
         server_hostname=getattr(configuration, "tls_server_name", None) or None,
     )

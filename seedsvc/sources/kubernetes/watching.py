@@ -74,12 +74,12 @@ class _FallBack(Exception):
 
 
 class KubernetesSource:
-    """Yields the endpoints of ``settings.service`` each time they change."""
+    """Yields the endpoints of ``settings.discovery.service`` each time they change."""
 
     def __init__(self, settings: Settings, *, rng: random.Random | None = None) -> None:
         self._settings = settings
         self._rng = rng or random.Random()
-        self._use_endpoints = settings.api == "endpoints"
+        self._use_endpoints = settings.kubernetes.api == "endpoints"
         self.resource_kind = "endpoints" if self._use_endpoints else "endpointslices"
 
     @property
@@ -88,11 +88,11 @@ class KubernetesSource:
 
     def _resource(self) -> Resource:
         make = v1_endpoints if self._use_endpoints else endpoint_slices
-        return make(self._settings.namespace, self._settings.service)
+        return make(self._settings.discovery.namespace, self._settings.discovery.service)
 
     async def updates(self) -> AsyncIterator[SourceEvent]:
         settings = self._settings
-        backoff = Backoff(maximum=settings.backoff_max, rng=self._rng)
+        backoff = Backoff(maximum=settings.discovery.backoff_max, rng=self._rng)
         while True:
             try:
                 access = await resolve_access(settings)
@@ -106,9 +106,10 @@ class KubernetesSource:
                 yield Failure("config", f"unexpected {type(exc).__name__}: {exc}", retry_in=delay)
                 await asyncio.sleep(delay)
                 continue
-            log.info("watching %s of service %s/%s via %s", self.resource_kind, settings.namespace,
-                     settings.service, access.origin)
-            async with ApiClient(access, Timeouts(settings.connect_timeout, settings.request_timeout)) as client:
+            log.info("watching %s of service %s/%s via %s", self.resource_kind, settings.discovery.namespace,
+                     settings.discovery.service, access.origin)
+            timeouts = Timeouts(settings.kubernetes.connect_timeout, settings.kubernetes.request_timeout)
+            async with ApiClient(access, timeouts) as client:
                 while True:
                     try:
                         async for event in self._list_and_watch(client, backoff):
@@ -137,7 +138,7 @@ class KubernetesSource:
         try:
             listing = await client.get(resource.path, resource.selector)
         except ApiError as exc:
-            if exc.status == 404 and not self._use_endpoints and self._settings.api == "auto":
+            if exc.status == 404 and not self._use_endpoints and self._settings.kubernetes.api == "auto":
                 raise _FallBack() from None
             raise
         objects = _items(listing)
@@ -182,7 +183,8 @@ class KubernetesSource:
         """One watch stream from ``version``, applying events to ``current``; bookmarks yield no view."""
         settings = self._settings
         # Jitter spreads the reconnects of many sidecars that started together.
-        server_timeout = int(self._rng.uniform(settings.watch_timeout / 2, settings.watch_timeout)) or 1
+        longest = settings.kubernetes.watch_timeout
+        server_timeout = int(self._rng.uniform(longest / 2, longest)) or 1
         params = {
             **resource.selector,
             "watch": "1",

@@ -21,7 +21,7 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 final class HttpSeedFetcher implements SeedFetcher
 {
-    /** The sidecar's own generation header (seedsvc HTTP API, DESIGN.md section 3). */
+    /** The sidecar's own generation header (seedsvc HTTP API, docs/design.md section 3). */
     static final String GENERATION_HEADER = "X-Seedsvc-Generation";
     /** A seed list is a few hundred bytes; anything this large is not the sidecar. */
     static final int MAX_BODY_BYTES = 64 * 1024;

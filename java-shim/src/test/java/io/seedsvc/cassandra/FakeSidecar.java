@@ -20,7 +20,7 @@ import com.sun.net.httpserver.HttpServer;
 /**
  * A real HTTP server on 127.0.0.1 (ephemeral port) that plays the seedsvc sidecar's
  * {@code GET /seeds}: programmable status, body, delay and headers, generation counting and
- * long-poll ({@code ?wait=&generation=}) as in DESIGN.md section 3.
+ * long-poll ({@code ?wait=&generation=}) as in docs/design.md section 3.
  */
 final class FakeSidecar implements AutoCloseable
 {
