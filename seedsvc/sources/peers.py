@@ -149,14 +149,17 @@ class PeerClient:
     ) -> tuple[PeerAnswer, str | None]:
         config = self.config
         params = {"scope": "datacenter"}
+        wait = 0.0
         if last is not None and last.generation is not None:
             # Only with a generation to wait past: without one the server would wait for the next
             # change, and a first request must learn the current list at once.
-            params |= {"wait": f"{config.wait:g}", "generation": str(last.generation)}
+            wait = config.wait
+            params |= {"wait": f"{wait:g}", "generation": str(last.generation)}
         headers = {"Accept": "text/plain"}
         if etag is not None and last is not None:
             headers["If-None-Match"] = etag
-        timeout = aiohttp.ClientTimeout(total=config.wait + config.request_timeout,
+        limit = wait + config.request_timeout
+        timeout = aiohttp.ClientTimeout(total=limit,
                                         connect=config.connect_timeout, sock_connect=config.connect_timeout)
         try:
             async with session.get(config.seeds_url, params=params, headers=headers, timeout=timeout,
@@ -177,7 +180,6 @@ class PeerClient:
         except aiohttp.ClientSSLError as exc:
             raise PeerError("tls", f"TLS failed: {exc}") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            limit = config.wait + config.request_timeout
             raise PeerError("timeout", f"no complete answer within {limit:g} s") from None
         except aiohttp.ClientConnectorError as exc:
             raise PeerError("unreachable", f"cannot connect: {exc.os_error}") from None
