@@ -21,7 +21,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_apicost, bench_convergence, bench_footprint, bench_gossiper, bench_http, bench_scale
+from benchmarks import (
+    bench_apicost,
+    bench_convergence,
+    bench_footprint,
+    bench_gossiper,
+    bench_http,
+    bench_multidc,
+    bench_scale,
+)
 from benchmarks.common import Cluster, log, machine, table, tool_version
 
 BENCHMARKS = {
@@ -31,6 +39,7 @@ BENCHMARKS = {
     "footprint": bench_footprint,
     "scale": bench_scale,
     "http": bench_http,
+    "multidc": bench_multidc,
 }
 
 TITLES = {
@@ -40,6 +49,7 @@ TITLES = {
     "footprint": "Footprint: start-up, memory, CPU",
     "scale": "Scale: 5,000 endpoints in 50 EndpointSlices",
     "http": "`GET /seeds` under load, against nginx",
+    "multidc": "Several DCs: a peer DC's seed change → a running node's Gossiper in the other DC",
 }
 
 FULL: dict[str, Any] = {
@@ -47,6 +57,7 @@ FULL: dict[str, Any] = {
     "dns_services": 8, "dns_rounds": 2, "dns_both_ways": True,
     "classic_calls": 200,
     "gossiper_changes": 100,
+    "multidc_changes": 100,
     "api_watchers": 100, "api_cycle_s": 20, "api_idle_s": 150, "api_churn_s": 60, "api_poll_s": 60,
     "startup_runs": 7, "idle_s": 60, "churn_s": 60,
     "scale_endpoints": 5000, "scale_slices": 50, "scale_changes": 60, "scale_startups": 3,
@@ -60,6 +71,7 @@ QUICK: dict[str, Any] = {
     "dns_services": 6, "dns_rounds": 1, "dns_both_ways": False,
     "classic_calls": 50,
     "gossiper_changes": 20,
+    "multidc_changes": 20,
     "api_cycle_s": 8, "api_idle_s": 20, "api_churn_s": 8, "api_poll_s": 10,
     "startup_runs": 2, "idle_s": 8, "churn_s": 8,
     "scale_changes": 20, "scale_startups": 1, "select_repeats": 3,

@@ -9,7 +9,9 @@ namespace's EndpointSlice follows its nodes' CQL ports (tests.test_cassandra_e2e
 
 Shown: dc1 forms (its pod 0 is the bootstrap DC's bootstrap pod); dc2 is then created, its sidecars
 serve dc1's seeds and, watched all along, never a node's own address; its nodes bootstrap and
-``nodetool status`` on a dc1 node shows both DCs, both nodes of each Up/Normal, in one ring.
+``nodetool status`` on a dc1 node shows both DCs, both nodes of each Up/Normal, in one ring. Then a
+dc1 seed leaves dc1's seed set (its node stops serving CQL) and a running dc2 node's Gossiper drops it
+within seconds, through dc2's sidecar long-polling dc1 and the shim's live reload; then takes it back.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, wait_until
 from seedsvc_devcluster.pods import Sidecar, incluster_sidecar_env
 from tests import test_cassandra_e2e as e2e
+from tests.cassandra_checks import poll
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]
 
@@ -178,6 +181,27 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
         assert any(status == 200 for _, status, _ in watch.answers)
         print(f"\nmulti-DC ring: dc1 formed in {dc1_formed - started:.0f}s, dc2 joined in "
               f"{dc2_joined - dc1_formed:.0f}s; {len(watch.answers)} dc2 answers watched, none its own address")
+
+        # A dc1 seed changes (dc1's cassandra-1 stops serving CQL, turns unready, leaves dc1's seed set
+        # after the flap grace): dc2's running node learns it in its Gossiper through its sidecar's
+        # long-poll of dc1 and the shim's live reload, without a restart.
+        watcher = nodes[2, 1]
+        pid = watcher.pid
+        both = sorted([address(2, 0), address(1, 0), address(1, 1)])
+        poll(lambda: e2e._gossiper_seeds(watcher) == both, 60, f"dc2 cassandra-1's Gossiper seeds = {both}")
+        nodes[1, 1].nodetool("disablebinary")
+        unready_at = keepers[1].wait_ready("cassandra-1", False, timeout=30)
+        sidecars[2, 1].wait_for_list([address(2, 0), address(1, 0)], timeout=60)
+        one_left = sorted([address(2, 0), address(1, 0)])
+        poll(lambda: e2e._gossiper_seeds(watcher) == one_left, 60, f"dc2's Gossiper seeds = {one_left}")
+        reload_at = e2e._log_time(watcher.grep_log(r"Gossiper reloaded seeds")[-1])
+        print(f"dc1 seed unready -> dc2 node's Gossiper reloaded: {reload_at - unready_at:.1f}s "
+              f"(flap grace 3 s included)")
+        assert reload_at >= unready_at
+        nodes[1, 1].nodetool("enablebinary")
+        keepers[1].wait_ready("cassandra-1", True, timeout=30)
+        poll(lambda: e2e._gossiper_seeds(watcher) == both, 60, "dc2's Gossiper seeds restored")
+        assert watcher.pid == pid, "no restart"
     finally:
         if watch is not None:
             watch.stop()
