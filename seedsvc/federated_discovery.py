@@ -196,7 +196,9 @@ class FederatedDiscovery:
             self.served.mark_failing(**failing)
         self.observer.selected(composition.selection, changed=changed)
         if changed:
-            log.info("seeds now %s (%s)", ",".join(composition.selection.served) or "-", composition.selection.mode)
+            # The local Discovery logs its own list; this line is what /seeds serves, peers included.
+            log.info("served now %s (%s, with peer datacenters)", ",".join(composition.selection.served) or "-",
+                     composition.selection.mode)
             await self._persist()
         return _earliest(own.next_deadline, composition.next_deadline)
 
