@@ -11,6 +11,7 @@ function that records them, so the tests do not wait for them; network timeouts 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import ssl
@@ -86,8 +87,9 @@ class Misbehaving:
         return web.Response(status=404)
 
 
-@pytest.fixture
-async def peer() -> AsyncIterator[tuple[Misbehaving, str]]:
+@contextlib.asynccontextmanager
+async def misbehaving_peer() -> AsyncIterator[tuple[Misbehaving, str]]:
+    """The misbehaving server on a free loopback port, and its base URL."""
     server = Misbehaving()
     runner = web.AppRunner(server.app, handler_cancellation=True)
     await runner.setup()
@@ -99,6 +101,12 @@ async def peer() -> AsyncIterator[tuple[Misbehaving, str]]:
     finally:
         server.never.set()
         await runner.cleanup()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[tuple[Misbehaving, str]]:
+    async with misbehaving_peer() as running:
+        yield running
 
 
 class Sleeps:

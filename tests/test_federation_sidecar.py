@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import aiohttp
+import pytest
 from aiohttp import web
 from seedsvc_sidecar.health import Health
 from seedsvc_sidecar.metrics import Metrics
@@ -31,6 +32,7 @@ from seedsvc.sources.peers import PeerAnswer, PeerClient, PeerConfig
 from seedsvc.state import SeedState
 from tests.discovery_run import wait_for_state
 from tests.test_discovery import QueueSource
+from tests.test_federation_peers import misbehaving_peer
 
 BOUND = 60.0
 
@@ -79,7 +81,7 @@ async def datacenter(
     name: str,
     port: int,
     *,
-    peers: dict[str, int],
+    peers: dict[str, int | str],
     bootstrap: str | None = "dc1",
     pod: int = 1,
     restored: SeedList | None = None,
@@ -88,9 +90,10 @@ async def datacenter(
     """One DC's sidecar (the caller is pod ``cassandra-<pod>``) serving on ``port``."""
     n = int(name[-1])
     config = Settings.build(
-        datacenter=name, peers=tuple((peer, f"http://127.0.0.1:{p}") for peer, p in peers.items()),
+        datacenter=name, peers=tuple((peer, p if isinstance(p, str) else f"http://127.0.0.1:{p}")
+                                      for peer, p in peers.items()),
         bootstrap_datacenter=bootstrap, pod_name=f"cassandra-{pod}", pod_ip=f"127.0.{n}.{pod + 1}",
-        connect_timeout=1.0, request_timeout=2.0, backoff_max=0.5, **settings,
+        **({"connect_timeout": 1.0, "request_timeout": 2.0, "backoff_max": 0.5} | settings),
     )
     served, scope, source = SeedState(), SeedState(), QueueSource()
     if restored is not None:
@@ -173,8 +176,9 @@ async def test_a_peer_dc_going_down_leaves_its_seeds_stale_and_never_delays_the_
         assert 'seedsvc_peer_seeds{datacenter="dc2"} 3.0' in metrics
         assert 'seedsvc_peer_errors_total{datacenter="dc2",reason="unreachable"}' in metrics
         # A local change is served at once while the peer is down.
+        # The composer publishes right after the local loop, never after the failing peer.
         await dc1.source.feed(pods("dc1", [0, 2, 3]))
-        assert serving(dc1).seeds == ("127.0.1.1", "127.0.1.3", "127.0.1.4", "127.0.2.1", "127.0.2.2")
+        await wait_served(dc1, "127.0.1.1", "127.0.1.3", "127.0.1.4", "127.0.2.1", "127.0.2.2")
 
 
 async def test_a_stale_peers_seeds_expire() -> None:
@@ -256,3 +260,18 @@ async def test_a_local_source_failure_marks_the_list_stale_with_peers_intact() -
         assert serving(dc1).last_error_reason == "forbidden"
         assert status(serving(dc1), "dc1")[1] is True
         assert status(serving(dc1), "dc2")[1] is False
+
+
+@pytest.mark.parametrize(("behaviour", "reason"), [("hang", "timeout"), ("trickle", "timeout"),
+                                                   ("garbage", "bad_response"), ("huge", "too_large")])
+async def test_a_misbehaving_peer_is_reported_and_never_touches_the_local_list(behaviour: str, reason: str) -> None:
+    p1 = free_port()
+    async with misbehaving_peer() as (_, base), \
+            datacenter("dc1", p1, peers={"dc2": f"{base}/{behaviour}"}, pod=1, request_timeout=1.0) as dc1:
+        await dc1.source.feed(pods("dc1", range(3)))
+        await wait_served(dc1, "127.0.1.1", "127.0.1.3")
+        await wait_for_state(dc1.served, lambda s: any(dc.name == "dc2" and dc.stale and reason in (dc.reason or "")
+                                                       for dc in s.datacenters), f"dc2 failing with {reason}", BOUND)
+        assert serving(dc1).seeds == ("127.0.1.1", "127.0.1.3")
+        await dc1.source.feed(pods("dc1", [0, 1, 3]))  # local changes are still served meanwhile
+        await wait_served(dc1, "127.0.1.1", "127.0.1.4")
