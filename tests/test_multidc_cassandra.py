@@ -12,10 +12,13 @@ serve dc1's seeds and, watched all along, never a node's own address; its nodes 
 ``nodetool status`` on a dc1 node shows both DCs, both nodes of each Up/Normal, in one ring. Then a
 dc1 seed leaves dc1's seed set (its node stops serving CQL) and a running dc2 node's Gossiper drops it
 within seconds, through dc2's sidecar long-polling dc1 and the shim's live reload; then takes it back.
+Last, dc1's seedsvc becomes wholly unreachable: dc2's lists keep dc1's last seeds, marked stale, and a
+dc2 node restarted meanwhile rejoins.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -202,6 +205,23 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
         keepers[1].wait_ready("cassandra-1", True, timeout=30)
         poll(lambda: e2e._gossiper_seeds(watcher) == both, 60, "dc2's Gossiper seeds restored")
         assert watcher.pid == pid, "no restart"
+
+        # dc1's seedsvc becomes wholly unreachable: dc2 keeps dc1's last seeds, marked stale, and a dc2
+        # node restarts and rejoins meanwhile.
+        for i in range(2):
+            sidecars[1, i].stop()
+        expected = f"{address(2, 0)},{address(1, 0)},{address(1, 1)}"
+        sidecars[2, 1].wait_for_seeds(
+            lambda a: a.status == 200 and a.body == expected
+            and json.loads(sidecars[2, 1].get("/seeds?format=json").body)["datacenters"]["dc1"]["stale"],
+            60, "dc1's seeds kept, stale")
+        nodes[2, 1].stop()
+        keepers[2].wait_ready("cassandra-1", False, timeout=60)
+        nodes[2, 1].start()
+        nodes[2, 1].wait_for_cql(START_TIMEOUT_S)
+        keepers[2].wait_ready("cassandra-1", True, timeout=60)
+        wait_until(lambda: f"UN  {address(2, 1)}" in nodes[2, 0].nodetool("status"), timeout_s=120,
+                   what="the restarted dc2 node Up/Normal again")
     finally:
         if watch is not None:
             watch.stop()
