@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from seedsvc.discovery import Discovery, Observer
+from seedsvc.discovery import Discovery, NullObserver, Observer
 from seedsvc.federation import (
     NO_BOOTSTRAP_ORDINAL,
     DatacenterStatus,
@@ -78,6 +78,13 @@ class FederationObserver(Protocol):
 
 class CombinedObserver(Observer, FederationObserver, Protocol):
     """The sidecar's metrics: observer of the local source and of the composer."""
+
+
+class NullFederationObserver(NullObserver):
+    """For callers without metrics (the Python API)."""
+
+    def peer_failure(self, datacenter: str, failure: Failure) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from seedsvc_sidecar.health import Health
 from seedsvc_sidecar.metrics import Metrics
 from seedsvc_sidecar.serving import make_app
 
+from seedsvc.api import watch_seeds
 from seedsvc.federated_discovery import build_federation
 from seedsvc.records import Endpoint
 from seedsvc.seedlist import SeedList
@@ -275,3 +276,21 @@ async def test_a_misbehaving_peer_is_reported_and_never_touches_the_local_list(b
         assert serving(dc1).seeds == ("127.0.1.1", "127.0.1.3")
         await dc1.source.feed(pods("dc1", [0, 1, 3]))  # local changes are still served meanwhile
         await wait_served(dc1, "127.0.1.1", "127.0.1.4")
+
+
+async def test_watch_seeds_of_the_python_api_composes_peers_like_the_sidecar() -> None:
+    p1 = free_port()
+    async with datacenter("dc1", p1, peers={}, bootstrap=None) as dc1:
+        await dc1.source.feed(pods("dc1", range(3)))
+        # dc2 from the environment as a user would configure it: static local seeds, dc1 as peer.
+        settings = Settings.build(source="static", seeds=("127.0.2.1", "127.0.2.2"), pod_ip="127.0.2.1",
+                                  datacenter="dc2", peers=(("dc1", dc1.url),), backoff_max=0.5)
+        updates = watch_seeds(settings)
+        try:
+            async with asyncio.timeout(BOUND):
+                async for update in updates:
+                    if update.seeds == ("127.0.2.2", "127.0.1.1", "127.0.1.2"):
+                        assert update.datacenter == "dc2"
+                        break
+        finally:
+            await updates.aclose()
