@@ -26,16 +26,25 @@ class _Declaration:
     parse: Callable[[str], Any]
     help: str
     metavar: str
+    also_env: tuple[str, ...]
 
 
 def setting(
-    default: T, *, flag: str, env: str, parse: Callable[[str], T], help: str, metavar: str = "VALUE"
+    default: T,
+    *,
+    flag: str,
+    env: str,
+    parse: Callable[[str], T],
+    help: str,
+    metavar: str = "VALUE",
+    also_env: tuple[str, ...] = (),
 ) -> T:
     """A dataclass field that is also a command-line flag and an environment variable.
 
     ``parse`` turns the raw text into the value or raises ValueError with a short reason.
+    ``also_env`` are older names of the variable (``CASSANDRA_DC``), read in order when ``env`` is unset.
     """
-    declaration = _Declaration(flag=flag, env=env, parse=parse, help=help, metavar=metavar)
+    declaration = _Declaration(flag=flag, env=env, parse=parse, help=help, metavar=metavar, also_env=also_env)
     return dataclasses.field(default=default, metadata={_METADATA_KEY: declaration})
 
 
@@ -53,6 +62,12 @@ class Option:
     help: str
     metavar: str
     default: Any
+    also_env: tuple[str, ...] = ()
+
+    @property
+    def envs(self) -> tuple[str, ...]:
+        """Every variable that sets this option, the preferred one first."""
+        return (self.env, *self.also_env)
 
     @property
     def name(self) -> str:
@@ -79,7 +94,8 @@ def markdown_tables(tree: type[Any]) -> str:
     sections = []
     for group in dataclasses.fields(tree):
         summary = (group_types[group.name].__doc__ or "").strip().splitlines()[0]
-        rows = [f"| `{o.flag}` | `{o.env}` | `{o.default_text}` | {o.help} |" for o in options if o.group == group.name]
+        rows = [f"| `{o.flag}` | {' or '.join(f'`{e}`' for e in o.envs)} | `{o.default_text}` | {o.help} |"
+                for o in options if o.group == group.name]
         sections.append("\n".join([
             f"### `{group.name}`: {summary}", "", "| flag | environment | default | meaning |",
             "|---|---|---|---|", *rows,
@@ -105,5 +121,6 @@ def options_of(tree: type[Any]) -> tuple[Option, ...]:
                 help=declaration.help,
                 metavar=declaration.metavar,
                 default=field.default,
+                also_env=declaration.also_env,
             ))
     return tuple(options)

@@ -187,7 +187,8 @@ def _moment(value: object) -> datetime | None:
         raise ValueError("updated_at is not a string")
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"updated_at is not an ISO 8601 time: {value!r:.40}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        # In UTC now, as it will be served: 9999-12-31T23:59:59-23:59 has no UTC time (OverflowError).
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"updated_at is not an ISO 8601 time in range: {value!r:.40}") from None
 

@@ -68,6 +68,8 @@ class HttpSettings:
                         help="listen address of serve")
     port: int = setting(8080, flag="--port", env="SEEDSVC_PORT", parse=values.int_range(0, 65535), metavar="PORT",
                         help="listen port of serve (0: any)")
+    """The shim's default URL is http://127.0.0.1:8080/seeds; 8080 is free in the Cassandra image (7000,
+    7001, 7199 and 9042 are Cassandra's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +92,14 @@ class KubernetesSettings:
     connect_timeout: float = setting(
         5.0, flag="--connect-timeout", env="SEEDSVC_CONNECT_TIMEOUT", parse=values.seconds(0.05, 300),
         metavar="SECONDS", help="seconds to connect to the API server")
+    """The API server is one hop away inside the cluster: a connect that takes seconds will not
+    succeed, and the next attempt (with backoff) is the better use of the time."""
     request_timeout: float = setting(
         10.0, flag="--request-timeout", env="SEEDSVC_REQUEST_TIMEOUT", parse=values.seconds(0.1, 600),
         metavar="SECONDS",
         help="seconds for one list request, and for silence on a watch beyond its server-side timeout")
+    """Lists of one Service's slices are small; and a watch that stays silent this long past the
+    timeout it asked for is a dead connection, not a quiet one."""
     watch_timeout: float = setting(
         290.0, flag="--watch-timeout", env="SEEDSVC_WATCH_TIMEOUT", parse=values.seconds(1, 3600), metavar="SECONDS",
         help="server-side timeout of one watch request (jittered)")
@@ -131,9 +137,12 @@ class DnsSettings:
     max_refresh: float = setting(
         30.0, flag="--dns-max-refresh", env="SEEDSVC_DNS_MAX_REFRESH", parse=values.seconds(0.1, 86400),
         metavar="SECONDS", help="longest interval between DNS queries, whatever the TTL")
+    """Caps how long a change can go unseen when the cluster DNS is configured with long TTLs, which
+    this sidecar does not control."""
     timeout: float = setting(
         2.0, flag="--dns-timeout", env="SEEDSVC_DNS_TIMEOUT", parse=values.seconds(0.05, 60), metavar="SECONDS",
         help="seconds to wait for one DNS answer")
+    """The cluster DNS answers in milliseconds; a lost UDP datagram is better asked again than waited for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +230,9 @@ def load(
     given: dict[str, str] = {}  # option name -> "origin='raw'", for errors found after parsing
     for option in OPTIONS:
         raw, origin = flags.get(option.name), option.flag
-        if raw is None:
-            raw, origin = environ.get(option.env) or None, option.env
+        for env in option.envs:
+            if raw is None:
+                raw, origin = environ.get(env) or None, env
         if raw is None:
             continue
         given[option.name] = f"{origin}={raw!r}"

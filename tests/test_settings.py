@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,9 @@ def test_host_port_forms(text: str, expected: tuple[str, int]) -> None:
 
 
 def test_every_option_has_a_unique_flag_variable_and_field() -> None:
-    assert len({o.flag for o in OPTIONS}) == len({o.env for o in OPTIONS}) == len(OPTIONS)
+    assert len({o.flag for o in OPTIONS}) == len(OPTIONS)
+    envs = [env for o in OPTIONS for env in o.envs]
+    assert len(set(envs)) == len(envs), "one variable sets one option"
     assert len({(o.group, o.field) for o in OPTIONS}) == len(OPTIONS)
     defaults = Settings()
     for option in OPTIONS:
@@ -230,3 +233,16 @@ def test_a_host_name_that_does_not_resolve_is_a_configuration_error(flags: dict[
     with pytest.raises(ConfigError) as error:
         load(flags, {}, serviceaccount_namespace=no_namespace_file, resolve=unresolvable)
     assert str(error.value) == f"{expected}: Name or service not known"
+
+
+def test_an_older_variable_name_is_read_when_the_preferred_one_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No option has an older name yet (--datacenter will: CASSANDRA_DC), so the table is patched to
+    # give --pod-name one; everything else is the real loader.
+    patched = tuple(replace(o, also_env=("OLD_POD_NAME",)) if o.name == "pod_name" else o for o in OPTIONS)
+    monkeypatch.setattr("seedsvc.settings.OPTIONS", patched)
+    assert load({}, {"OLD_POD_NAME": "cassandra-2"}, serviceaccount_namespace=no_namespace_file
+                 ).identity.pod_name == "cassandra-2"
+    both = {"POD_NAME": "cassandra-1", "OLD_POD_NAME": "cassandra-2"}
+    assert load({}, both, serviceaccount_namespace=no_namespace_file).identity.pod_name == "cassandra-1"
+    with pytest.raises(ConfigError, match=r"^invalid OLD_POD_NAME='X'"):
+        load({}, {"OLD_POD_NAME": "X"}, serviceaccount_namespace=no_namespace_file)

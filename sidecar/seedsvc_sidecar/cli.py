@@ -31,7 +31,7 @@ SEEDS_TIMEOUT = 10.0
 
 
 def option_help(option: Option) -> str:
-    text = f"{option.help} [env: {option.env}, default: {option.default_text}]"
+    text = f"{option.help} [env: {', '.join(option.envs)}, default: {option.default_text}]"
     return text.replace("%", "%%")  # argparse formats help with %
 
 
@@ -54,7 +54,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    table = "\n".join(f"  {o.flag:<26} {o.env}" for o in OPTIONS)
+    table = "\n".join(f"  {o.flag:<26} {', '.join(o.envs)}" for o in OPTIONS)
     parser = argparse.ArgumentParser(
         prog="seedsvc",
         description="Kubernetes-aware seed discovery for Apache Cassandra.",
