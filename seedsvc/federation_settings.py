@@ -86,8 +86,9 @@ class FederationSettings:
     """Several datacenters: this DC's name and its peer DCs' seedsvc (unset: a single DC)."""
 
     datacenter: str | None = setting(
-        None, flag="--datacenter", env="SEEDSVC_DATACENTER", parse=datacenter_name, metavar="NAME",
-        help=f"this Cassandra datacenter's name (falls back to {DATACENTER_FALLBACK_ENV}); unset: a single datacenter")
+        None, flag="--datacenter", env="SEEDSVC_DATACENTER", also_env=(DATACENTER_FALLBACK_ENV,),
+        parse=datacenter_name, metavar="NAME",
+        help="this Cassandra datacenter's name; unset: a single datacenter")
     peers: tuple[tuple[str, str], ...] = setting(
         (), flag="--peers", env="SEEDSVC_PEERS", parse=peer_list, metavar="NAME=URL,...",
         help="peer datacenters' seedsvc base URLs: name=URL[,name=URL...]; needs --datacenter")

@@ -241,12 +241,6 @@ def load(
         except ValueError as exc:
             raise ConfigError(f"invalid {given[option.name]}: {exc}") from None
     _resolve_host_names(parsed, given, resolve or first_address)
-    fallback_dc = environ.get(federation_settings.DATACENTER_FALLBACK_ENV)
-    if "datacenter" not in parsed and fallback_dc:
-        try:
-            parsed["datacenter"] = federation_settings.datacenter_name(fallback_dc)
-        except ValueError as exc:
-            raise ConfigError(f"invalid {federation_settings.DATACENTER_FALLBACK_ENV}={fallback_dc!r}: {exc}") from None
 
     sa_dir = parsed.get("serviceaccount_dir", Path(SERVICEACCOUNT_DIR))
     if "namespace" not in parsed:
