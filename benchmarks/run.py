@@ -29,6 +29,7 @@ from benchmarks import (
     bench_gossiper,
     bench_hostile,
     bench_http,
+    bench_multidc,
     bench_scale,
 )
 from benchmarks.common import Cluster, log, machine, table, tool_version
@@ -42,6 +43,7 @@ BENCHMARKS = {
     "http": bench_http,
     "fanout": bench_fanout,
     "hostile": bench_hostile,
+    "multidc": bench_multidc,
 }
 
 TITLES = {
@@ -53,6 +55,7 @@ TITLES = {
     "http": "`GET /seeds` under load, against nginx",
     "fanout": "API server fan-out: one change, N watchers (JSON and protobuf)",
     "hostile": "The pod's own caller during 5,000 hostile connections",
+    "multidc": "Several DCs: a peer DC's seed change → a running node's Gossiper in the other DC",
 }
 
 FULL: dict[str, Any] = {
@@ -60,6 +63,7 @@ FULL: dict[str, Any] = {
     "dns_services": 8, "dns_rounds": 2, "dns_both_ways": True,
     "classic_calls": 200,
     "gossiper_changes": 100,
+    "multidc_changes": 100,
     "api_watchers": 100, "api_cycle_s": 20, "api_idle_s": 150, "api_churn_s": 60, "api_poll_s": 60,
     "startup_runs": 7, "idle_s": 60, "churn_s": 60,
     "scale_endpoints": 5000, "scale_slices": 50, "scale_changes": 60, "scale_startups": 3,
@@ -75,6 +79,7 @@ QUICK: dict[str, Any] = {
     "dns_services": 6, "dns_rounds": 1, "dns_both_ways": False,
     "classic_calls": 50,
     "gossiper_changes": 20,
+    "multidc_changes": 20,
     "api_cycle_s": 8, "api_idle_s": 20, "api_churn_s": 8, "api_poll_s": 10,
     "startup_runs": 2, "idle_s": 8, "churn_s": 8,
     "scale_changes": 20, "scale_startups": 1, "select_repeats": 3,

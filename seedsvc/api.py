@@ -19,11 +19,12 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from seedsvc.discovery import Discovery
+from seedsvc.federated_discovery import NullFederationObserver, build_federation
 from seedsvc.seedlist import SeedList
 from seedsvc.selection import select
 from seedsvc.settings import Settings, load
@@ -102,13 +103,14 @@ async def watch_seeds(settings: Settings | None = None) -> AsyncGenerator[SeedLi
     """
     settings = settings or settings_from_env()
     state = SeedState()
-    discovery = Discovery(
-        source=build_source(settings),
-        policy=settings.selection,
-        identity=settings.identity,
-        state=state,
-    )
-    task = asyncio.create_task(discovery.run(), name="seedsvc-discovery")
+    run: Callable[[], Coroutine[Any, Any, None]]
+    if settings.federation.datacenter is not None:
+        # Several DCs: the same composition as the sidecar's /seeds, peers' seeds included.
+        run = build_federation(settings, served=state, scope=SeedState(), observer=NullFederationObserver()).run
+    else:
+        run = Discovery(source=build_source(settings), policy=settings.selection, identity=settings.identity,
+                        state=state).run
+    task = asyncio.create_task(run(), name="seedsvc-discovery")
     try:
         async for snapshot in state.changes():
             if task.done():

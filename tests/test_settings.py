@@ -143,6 +143,8 @@ SAMPLES = {
     "host": "127.0.0.1", "port": "8080", "http_header_timeout": "10", "http_idle_timeout": "60",
     "http_max_connections": "512", "http_max_long_polls": "256", "http_trusted_networks": "127.0.0.0/8,::1/128",
     "log_format": "json", "log_level": "info", "state_file": "/var/lib/seeds.json",
+    "datacenter": "dc1", "peers": "dc2=http://10.0.2.1:8080", "peer_count": "2",
+    "peer_ca_file": "/etc/seedsvc/peers-ca.crt", "bootstrap_datacenter": "dc1", "peer_expiry": "86400",
 }
 
 

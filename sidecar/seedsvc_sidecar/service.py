@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from seedsvc.discovery import Discovery
+from seedsvc.federated_discovery import build_federation
 from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
 from seedsvc.state import SeedState, StateFile, StateFileError
@@ -52,7 +53,14 @@ def build_app(settings: Settings) -> web.Application:
     restore_state(state, settings.state.file)
     metrics = Metrics(state, source=settings.discovery.source)
     health = Health()
-    app = make_app(state=state, health=health, metrics=metrics, limits=Limits.from_settings(settings))
+    limits = Limits.from_settings(settings)
+    if settings.federation.datacenter is not None:
+        scope_state = SeedState()
+        app = make_app(state=state, health=health, metrics=metrics, limits=limits, scope_state=scope_state)
+        federated = build_federation(settings, served=state, scope=scope_state, observer=metrics)
+        app.cleanup_ctx.append(_background("discovery", federated.run, health))
+        return app
+    app = make_app(state=state, health=health, metrics=metrics, limits=limits)
     discovery = Discovery(
         source=build_source(settings),
         policy=settings.selection,

@@ -49,7 +49,7 @@ _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _INTEGER = re.compile(r"[0-9]{1,19}")
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
-SEEDS_PARAMETERS = ("format", "wait", "generation")
+SEEDS_PARAMETERS = ("format", "wait", "generation", "scope")
 
 
 class Reply(NamedTuple):
@@ -71,6 +71,8 @@ class SeedsQuery:
     as_json: bool = False
     wait: float = 0.0
     generation: int | None = None
+    datacenter_scope: bool = False
+    """``scope=datacenter``: this DC's own seed set, what peer DCs poll (DESIGN.md section 7)."""
 
 
 def show(value: str, limit: int = 60) -> str:
@@ -123,7 +125,10 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
         if not _INTEGER.fullmatch(raw) or int(raw) > MAX_GENERATION:
             raise BadRequest(f"invalid generation={show(raw)}: expected a non-negative integer")
         generation = int(raw)
-    return SeedsQuery(as_json=as_json, wait=wait, generation=generation)
+    scope = seen.get("scope")
+    if scope is not None and scope != "datacenter":
+        raise BadRequest(f"invalid scope={show(scope)}: expected datacenter")
+    return SeedsQuery(as_json=as_json, wait=wait, generation=generation, datacenter_scope=scope is not None)
 
 
 def parse_wait(raw: str) -> float:
@@ -266,6 +271,7 @@ def method_not_allowed_reply(method: str, path: str, allowed: Iterable[str]) -> 
 # --- aiohttp ------------------------------------------------------------------------------------
 
 STATE = web.AppKey("state", SeedState)
+SCOPE_STATE = web.AppKey("scope_state", SeedState)
 HEALTH = web.AppKey("health", Health)
 METRICS = web.AppKey("metrics", Metrics)
 STOPPING = web.AppKey("stopping", asyncio.Event)
@@ -274,8 +280,12 @@ ADMISSION = web.AppKey("admission", Admission)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(*, state: SeedState, health: Health, metrics: Metrics, limits: Limits | None = None) -> web.Application:
+def make_app(
+    *, state: SeedState, health: Health, metrics: Metrics, limits: Limits | None = None,
+    scope_state: SeedState | None = None,
+) -> web.Application:
     """The HTTP API over ``state``; ``metrics`` supplies the registry and records request latency.
+    ``scope_state`` (several DCs) answers ``/seeds?scope=datacenter``.
 
     ``limits`` caps long-polls here; the connection caps and timeouts need the app served through
     :class:`~seedsvc_sidecar.admission.GuardedSite` with ``app[ADMISSION]``. Long-lived tasks
@@ -284,6 +294,8 @@ def make_app(*, state: SeedState, health: Health, metrics: Metrics, limits: Limi
     app = web.Application(middlewares=[_track, _measure, _errors])
     app[ADMISSION] = Admission(limits or Limits.defaults(), metrics)
     app[STATE] = state
+    if scope_state is not None:
+        app[SCOPE_STATE] = scope_state
     app[HEALTH] = health
     app[METRICS] = metrics
     app[STOPPING] = asyncio.Event()
@@ -305,6 +317,10 @@ async def _seeds(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         return respond(text_reply(400, str(exc)))
     state, admission = request.app[STATE], request.app[ADMISSION]
+    if query.datacenter_scope:
+        if SCOPE_STATE not in request.app:
+            return respond(text_reply(400, "scope=datacenter needs SEEDSVC_DATACENTER (--datacenter) on this sidecar"))
+        state = request.app[SCOPE_STATE]
     if not will_wait(state.snapshot, query):
         snapshot = state.snapshot
     else:
