@@ -30,6 +30,7 @@ from benchmarks import (
     bench_hostile,
     bench_http,
     bench_multidc,
+    bench_responsiveness,
     bench_scale,
 )
 from benchmarks.common import Cluster, log, machine, table, tool_version
@@ -44,6 +45,7 @@ BENCHMARKS = {
     "fanout": bench_fanout,
     "hostile": bench_hostile,
     "multidc": bench_multidc,
+    "responsiveness": bench_responsiveness,
 }
 
 TITLES = {
@@ -56,6 +58,7 @@ TITLES = {
     "fanout": "API server fan-out: one change, N watchers (JSON and protobuf)",
     "hostile": "The pod's own caller during 5,000 hostile connections",
     "multidc": "Several DCs: a peer DC's seed change → a running node's Gossiper in the other DC",
+    "responsiveness": "Responsiveness: the latencies the tests only bound",
 }
 
 FULL: dict[str, Any] = {
@@ -71,6 +74,7 @@ FULL: dict[str, Any] = {
     "http_runs": 3, "http_duration_s": 5, "http_connections": [1, 16, 64],
     "fanout_watchers": [100, 300, 1000], "fanout_changes": 10,
     "hostile_connections": 5000, "hostile_s": 30, "hostile_baseline_s": 5, "hostile_recovery_s": 15,
+    "resp_samples": 50, "resp_process_samples": 10,
 }
 
 QUICK: dict[str, Any] = {
@@ -86,6 +90,7 @@ QUICK: dict[str, Any] = {
     "http_runs": 1, "http_duration_s": 3, "http_connections": [1, 16],
     "fanout_watchers": [100, 200], "fanout_changes": 4,
     "hostile_s": 15, "hostile_baseline_s": 3, "hostile_recovery_s": 10,
+    "resp_samples": 20, "resp_process_samples": 3,
 }
 
 

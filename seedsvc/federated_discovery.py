@@ -1,4 +1,4 @@
-"""Several datacenters: the imperative shell around :mod:`seedsvc.federation` (DESIGN.md section 7).
+"""Several datacenters: the imperative shell around :mod:`seedsvc.federation` (docs/design.md section 8).
 
 One task each for the local :class:`~seedsvc.discovery.Discovery` (which publishes into a
 :class:`LocalStage` instead of the served state), for every peer DC's client, and for composing. The

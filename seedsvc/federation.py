@@ -1,4 +1,4 @@
-"""Several datacenters: composing the own DC's seeds with those learnt from peer DCs (DESIGN.md s. 7).
+"""Several datacenters: composing the own DC's seeds with those learnt from peer DCs (docs/design.md s. 8).
 
 Pure, like :mod:`seedsvc.selection`: no clock, no I/O, no logging. Time enters as ``now`` (monotonic
 seconds); what is known of each peer DC comes in as :class:`PeerSeeds`, already validated by the peer
@@ -70,7 +70,7 @@ class DatacenterStatus:
 
 @dataclass(frozen=True, slots=True)
 class FederationRules:
-    """The settings composition depends on (DESIGN.md section 7)."""
+    """The settings composition depends on (docs/design.md section 8)."""
 
     peer_count: int = 2
     """Seeds taken from each peer DC: two keep a node able to reach a DC while one of its seeds is down,

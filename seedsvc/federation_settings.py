@@ -1,4 +1,4 @@
-"""The several-datacenter settings group (DESIGN.md section 7) and the parsers of its values.
+"""The several-datacenter settings group (docs/design.md section 8) and the parsers of its values.
 
 The parsers raise ValueError with the reason; :func:`seedsvc.settings.load` turns that into the one
 line naming the flag or variable and the value, and checks the group against itself

@@ -40,7 +40,7 @@ class SeedList:
     last_error_reason: str | None = None
     last_success: datetime | None = None
     datacenter: str | None = None
-    """Several DCs only (DESIGN.md section 7): the own DC's name."""
+    """Several DCs only (docs/design.md section 7): the own DC's name."""
     datacenters: tuple[DatacenterStatus, ...] = ()
     """Several DCs only: what each DC (the own one included) contributes, and whether it is stale."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -24,6 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from seedsvc_sidecar.health import Health
+from seedsvc_sidecar.metrics import Metrics
+from seedsvc_sidecar.serving import make_app
 
 from seedsvc.discovery import Discovery
 from seedsvc.records import Endpoint, Identity
@@ -32,7 +37,7 @@ from seedsvc.sources.events import Failure, Restart, SourceEvent, View
 from seedsvc.state import SeedState, StateFile
 from tests.strategies import ipv4, pod, ready_set
 
-BOUND = 5.0  # seconds any wait in these tests may take before the test fails
+BOUND = 30.0  # seconds any wait in these tests may take before the test fails: "does not hang", on any load
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
@@ -331,3 +336,66 @@ async def test_cancellation_before_the_first_event_leaves_no_tasks_behind() -> N
     await settle()
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert h.source.closed
+
+
+# ---------------------------------------------------------------------------------------------------
+# "never an empty 200" on the real path: a good list, then every pod unready or terminating
+
+
+@pytest.mark.parametrize(
+    ("case", "policy", "identity", "answer"),
+    [
+        # Rule 7: a pod that may not seed itself has no list: 503 until a peer is eligible.
+        ("other-pod", Policy(flap_grace=0.2), Identity(pod_name=pod(4)), (503, "")),
+        # CASSANDRA_SEEDS is the static fallback for that pod.
+        ("static", Policy(flap_grace=0.2, static_seeds=(ipv4(100),)), Identity(pod_name=pod(4)), (200, ipv4(100))),
+        # The bootstrap pod seeds itself.
+        ("bootstrap", Policy(flap_grace=0.2), Identity(pod_name=pod(0), pod_ip=ipv4(1)), (200, ipv4(1))),
+    ],
+)
+@pytest.mark.parametrize("how", ["unready", "terminating"])
+async def test_a_list_followed_by_no_eligible_pod_is_never_an_empty_200(
+    tmp_path: Path, case: str, policy: Policy, identity: Identity, answer: tuple[int, str], how: str
+) -> None:
+    """docs/design.md section 3 ("503 + Retry-After while no list can be served, never an empty 200") with
+    rules 5 and 7: the list outlives unready seeds by the grace period (terminating ones not at all),
+    then the caller gets what rule 7 leaves it, over real HTTP, and a long-poll woken by the change
+    gets the same; the state file keeps the last list that could be served."""
+    state_file = tmp_path / "seeds.json"
+    h = make(policy=policy, identity=identity, state_file=state_file)
+    metrics = Metrics(h.state, source=h.source.name)
+    app = make_app(state=h.state, health=Health(), metrics=metrics)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client, running(h):
+        await h.source.feed(view(*ready_set(range(4))))
+        good = await client.get("/seeds")
+        good_list = await good.text()
+        assert good.status == 200 and good_list
+        generation = good.headers["X-Seedsvc-Generation"]
+        waiting = asyncio.create_task(
+            client.get("/seeds", params={"wait": "300", "generation": generation, "format": "json"})
+        )
+        await settle()
+        gone = [Endpoint(ipv4(n + 1), pod(n), ready=False, terminating=how == "terminating") for n in range(4)]
+        await h.source.feed(view(*gone))
+        if how == "unready":
+            # Damped: the seeds keep their places for the grace period; the timer ends it.
+            assert h.state.snapshot.seeds != ()
+        woken = await asyncio.wait_for(waiting, BOUND)
+        status, expected = answer
+        assert woken.status == status
+        for response in (woken, await client.get("/seeds"), await client.get("/seeds", params={"format": "json"})):
+            body = await response.text()
+            assert response.status == status, body
+            assert body, "never an empty body"
+            if status == 503:
+                assert response.headers["Retry-After"] == "2"
+                assert "no eligible peer" in body
+            elif response.content_type == "application/json":
+                assert json.loads(body)["seeds"] == [expected]
+            else:
+                assert body == expected
+        assert (await client.get("/readyz")).status == (503 if status == 503 else 200)
+        await h.source.feed(Restart("expired"))  # a barrier: the loop has finished the timer's round
+        saved = StateFile(state_file).load()
+        assert saved is not None
+        assert ",".join(saved.seeds) == (good_list if status == 503 else expected)

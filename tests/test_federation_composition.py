@@ -1,4 +1,4 @@
-"""compose() and datacenter_selection(): DESIGN.md section 7, as properties and as hand-worked cases.
+"""compose() and datacenter_selection(): docs/design.md section 8, as properties and as hand-worked cases.
 
 Pure functions with ``now`` passed in: nothing sleeps. The expectations are written from the brief:
 the caller's local list first, then each peer's seeds (name order, at most peer-count each), duplicates

@@ -1,4 +1,4 @@
-"""The several-datacenter settings (DESIGN.md section 7): defaults, the CASSANDRA_DC fallback, and one
+"""The several-datacenter settings (docs/design.md section 8): defaults, the CASSANDRA_DC fallback, and one
 line naming the flag or variable for every invalid or inconsistent value (exit 2 from the CLI)."""
 
 from __future__ import annotations

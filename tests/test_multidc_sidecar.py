@@ -1,4 +1,4 @@
-"""Several datacenters with real `seedsvc serve` processes on real control planes (DESIGN.md section 7).
+"""Several datacenters with real `seedsvc serve` processes on real control planes (docs/design.md section 8).
 
 Two DCs in two namespaces of one control plane, and two DCs on two separate control planes standing
 for two Kubernetes clusters. Each DC's sidecars use their own namespace's service account with the

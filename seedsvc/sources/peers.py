@@ -1,4 +1,4 @@
-"""The peer client: long-polls one peer DC's seedsvc for that DC's seed set (DESIGN.md section 7).
+"""The peer client: long-polls one peer DC's seedsvc for that DC's seed set (docs/design.md section 8).
 
 ``GET <peer>/seeds?scope=datacenter&wait=..&generation=..`` in a loop. Everything a peer sends is
 untrusted input: time (connect and total timeouts), size (a body cap) and content (IP literals only, a

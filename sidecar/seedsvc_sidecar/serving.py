@@ -72,7 +72,7 @@ class SeedsQuery:
     wait: float = 0.0
     generation: int | None = None
     datacenter_scope: bool = False
-    """``scope=datacenter``: this DC's own seed set, what peer DCs poll (DESIGN.md section 7)."""
+    """``scope=datacenter``: this DC's own seed set, what peer DCs poll (docs/design.md section 8)."""
 
 
 def show(value: str, limit: int = 60) -> str:
