@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from seedsvc.federation import DatacenterStatus
 from seedsvc.records import Endpoint, InvalidAddress, seed_address
 from seedsvc.selection import Candidate, Mode
 
@@ -38,6 +39,10 @@ class SeedList:
     last_error: str | None = None
     last_error_reason: str | None = None
     last_success: datetime | None = None
+    datacenter: str | None = None
+    """Several DCs only (DESIGN.md section 7): the own DC's name."""
+    datacenters: tuple[DatacenterStatus, ...] = ()
+    """Several DCs only: what each DC (the own one included) contributes, and whether it is stale."""
 
     @property
     def servable(self) -> bool:
@@ -69,7 +74,7 @@ def candidate_document(candidate: Candidate) -> dict[str, Any]:
 
 def seeds_document(seed_list: SeedList) -> dict[str, Any]:
     """The JSON form of a seed list (docs/http-api.md, ``SeedsDocument`` in docs/openapi.yaml)."""
-    return {
+    document = {
         "seeds": list(seed_list.seeds),
         "generation": seed_list.generation,
         "source": seed_list.source,
@@ -79,6 +84,15 @@ def seeds_document(seed_list: SeedList) -> dict[str, Any]:
         "reason": seed_list.reason,
         "candidates": [candidate_document(c) for c in seed_list.candidates],
     }
+    if seed_list.datacenter is not None:
+        document["datacenter"] = seed_list.datacenter
+        document["datacenters"] = {dc.name: datacenter_document(dc) for dc in seed_list.datacenters}
+    return document
+
+
+def datacenter_document(dc: DatacenterStatus) -> dict[str, Any]:
+    """One entry of ``datacenters`` (``Datacenter`` in docs/openapi.yaml)."""
+    return {"seeds": list(dc.seeds), "stale": dc.stale, "updated_at": rfc3339(dc.updated_at), "reason": dc.reason}
 
 
 def from_seeds_document(document: object) -> SeedList:

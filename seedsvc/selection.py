@@ -82,6 +82,8 @@ class Mode(enum.StrEnum):
     STATIC = "static"
     RESTART_FALLBACK = "restart-fallback"
     UNAVAILABLE = "unavailable"
+    PEERS = "peers"
+    """Several DCs only (seedsvc.federation): no local part, the peer DCs' seeds alone."""
 
 
 @dataclass(frozen=True, slots=True)

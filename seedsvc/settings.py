@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from seedsvc import values
+from seedsvc import federation_settings, values
+from seedsvc.federation_settings import FederationSettings
 from seedsvc.options import Option, markdown_tables, options_of, setting
 from seedsvc.records import Identity
 from seedsvc.selection import Policy
@@ -179,6 +180,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
     @classmethod
     def build(cls, **changes: Any) -> Settings:
@@ -239,6 +241,12 @@ def load(
         except ValueError as exc:
             raise ConfigError(f"invalid {given[option.name]}: {exc}") from None
     _resolve_host_names(parsed, given, resolve or first_address)
+    fallback_dc = environ.get(federation_settings.DATACENTER_FALLBACK_ENV)
+    if "datacenter" not in parsed and fallback_dc:
+        try:
+            parsed["datacenter"] = federation_settings.datacenter_name(fallback_dc)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {federation_settings.DATACENTER_FALLBACK_ENV}={fallback_dc!r}: {exc}") from None
 
     sa_dir = parsed.get("serviceaccount_dir", Path(SERVICEACCOUNT_DIR))
     if "namespace" not in parsed:
@@ -288,6 +296,9 @@ def _check_consistency(settings: Settings) -> None:
             f"invalid SEEDSVC_DNS_MIN_REFRESH={settings.dns.min_refresh:g}: "
             f"greater than SEEDSVC_DNS_MAX_REFRESH={settings.dns.max_refresh:g}"
         )
+    problem = federation_settings.check(settings.federation)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def _read_namespace(serviceaccount_dir: Path) -> str | None:

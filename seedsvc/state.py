@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
+from seedsvc.federation import DatacenterStatus
 from seedsvc.seedlist import SeedList, from_seeds_document, seeds_document
 from seedsvc.selection import Selection
 
@@ -35,7 +36,15 @@ class SeedState:
     snapshot: SeedList = field(default_factory=SeedList)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def publish(self, selection: Selection, *, source: str, now: datetime) -> bool:
+    def publish(
+        self,
+        selection: Selection,
+        *,
+        source: str,
+        now: datetime,
+        datacenter: str | None = None,
+        datacenters: tuple[DatacenterStatus, ...] = (),
+    ) -> bool:
         """Install the outcome of a successful discovery round; True when the served list changed."""
         old = self.snapshot
         changed = selection.served != old.seeds
@@ -51,6 +60,8 @@ class SeedState:
             last_error=None,
             last_error_reason=None,
             last_success=now,
+            datacenter=datacenter,
+            datacenters=datacenters,
         )
         if changed or old.stale:
             self._notify()

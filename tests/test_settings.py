@@ -141,6 +141,8 @@ SAMPLES = {
     "dns_name": "cassandra.db.svc.cluster.local", "dns_nameserver": "10.96.0.10:53", "srv_port_name": "cql",
     "cluster_domain": "cluster.local", "dns_min_refresh": "1", "dns_max_refresh": "30", "dns_timeout": "2",
     "host": "127.0.0.1", "port": "8080", "log_format": "json", "log_level": "info", "state_file": "/var/lib/seeds.json",
+    "datacenter": "dc1", "peers": "dc2=http://10.0.2.1:8080", "peer_count": "2",
+    "peer_ca_file": "/etc/seedsvc/peers-ca.crt", "bootstrap_datacenter": "dc1", "peer_expiry": "86400",
 }
 
 

@@ -15,7 +15,7 @@ __all__ = ["readiness_document", "seeds_document", "unservable_reason"]
 
 def readiness_document(snapshot: SeedList) -> dict[str, Any]:
     """``GET /readyz``: whether a list can be served, and the last discovery error if any."""
-    return {
+    document: dict[str, Any] = {
         "servable": snapshot.servable,
         "stale": snapshot.stale,
         "mode": str(snapshot.mode),
@@ -28,6 +28,11 @@ def readiness_document(snapshot: SeedList) -> dict[str, Any]:
         "last_error": snapshot.last_error,
         "last_error_reason": snapshot.last_error_reason,
     }
+    if snapshot.datacenter is not None:
+        # Readiness is about this DC's answer; a failing peer is detail, never a reason to fail it.
+        document["datacenter"] = snapshot.datacenter
+        document["failing_peers"] = {dc.name: dc.reason for dc in snapshot.datacenters if dc.stale and not dc.own}
+    return document
 
 
 def unservable_reason(snapshot: SeedList) -> str:

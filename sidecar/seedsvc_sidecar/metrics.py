@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode, Selection
 from seedsvc.sources.events import Failure, Restart, View
 from seedsvc.state import SeedState
@@ -67,6 +68,21 @@ class _StateCollector(Collector):
         for key, value in counts.items():
             candidates.add_metric([key], value)
         yield candidates
+        if snapshot.datacenter is not None:
+            yield from _peer_gauges(snapshot)
+
+
+def _peer_gauges(snapshot: SeedList) -> Iterator[Metric]:
+    peers = [dc for dc in snapshot.datacenters if not dc.own]
+    seeds = GaugeMetricFamily("seedsvc_peer_seeds", "Seeds known of each peer datacenter (stale ones included).",
+                              labels=["datacenter"])
+    stale = GaugeMetricFamily("seedsvc_peer_stale", "1 while a peer datacenter is failing and its last seeds are used.",
+                              labels=["datacenter"])
+    for dc in peers:
+        seeds.add_metric([dc.name], len(dc.seeds))
+        stale.add_metric([dc.name], 1 if dc.stale else 0)
+    yield seeds
+    yield stale
 
 
 class Metrics:
@@ -103,6 +119,11 @@ class Metrics:
             "seedsvc_http_request_duration_seconds", "HTTP request latency by route template, method, code.",
             ["route", "method", "code"], buckets=HTTP_BUCKETS, registry=self.registry,
         )
+        # Peer DC names come from configuration (a handful), so they are safe as label values.
+        self.peer_errors = Counter(
+            "seedsvc_peer_errors_total", "Failed polls of peer datacenters, by datacenter and reason.",
+            ["datacenter", "reason"], registry=self.registry,
+        )
         self._mode: Mode | None = None
         if source is not None:
             self.skipped_records.labels(source=label_value(source))
@@ -125,6 +146,9 @@ class Metrics:
         if selection.mode is Mode.RESTART_FALLBACK and self._mode is not Mode.RESTART_FALLBACK:
             self.restart_fallback.inc()
         self._mode = selection.mode
+
+    def peer_failure(self, datacenter: str, failure: Failure) -> None:
+        self.peer_errors.labels(datacenter=datacenter, reason=label_value(failure.reason)).inc()
 
     def request(self, *, route: str, method: str, code: int, seconds: float) -> None:
         self.http_duration.labels(route=route, method=method, code=str(code)).observe(seconds)

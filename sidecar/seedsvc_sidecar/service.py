@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from seedsvc.discovery import Discovery
+from seedsvc.federated_discovery import build_federation
 from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
 from seedsvc.state import SeedState, StateFile, StateFileError
@@ -50,6 +51,12 @@ def build_app(settings: Settings) -> web.Application:
     restore_state(state, settings.state.file)
     metrics = Metrics(state, source=settings.discovery.source)
     health = Health()
+    if settings.federation.datacenter is not None:
+        scope_state = SeedState()
+        app = make_app(state=state, health=health, metrics=metrics, scope_state=scope_state)
+        federated = build_federation(settings, served=state, scope=scope_state, observer=metrics)
+        app.cleanup_ctx.append(_background("discovery", federated.run, health))
+        return app
     app = make_app(state=state, health=health, metrics=metrics)
     discovery = Discovery(
         source=build_source(settings),

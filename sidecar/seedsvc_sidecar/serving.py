@@ -45,7 +45,7 @@ _DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")  # used with fullmatch: no s
 _INTEGER = re.compile(r"[0-9]{1,19}")
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
-SEEDS_PARAMETERS = ("format", "wait", "generation")
+SEEDS_PARAMETERS = ("format", "wait", "generation", "scope")
 
 
 class Reply(NamedTuple):
@@ -67,6 +67,8 @@ class SeedsQuery:
     as_json: bool = False
     wait: float = 0.0
     generation: int | None = None
+    datacenter_scope: bool = False
+    """``scope=datacenter``: this DC's own seed set, what peer DCs poll (DESIGN.md section 7)."""
 
 
 def show(value: str, limit: int = 60) -> str:
@@ -124,7 +126,10 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
         if not _INTEGER.fullmatch(raw) or int(raw) > MAX_GENERATION:
             raise BadRequest(f"invalid generation={show(raw)}: expected a non-negative integer")
         generation = int(raw)
-    return SeedsQuery(as_json=as_json, wait=wait, generation=generation)
+    scope = seen.get("scope")
+    if scope is not None and scope != "datacenter":
+        raise BadRequest(f"invalid scope={show(scope)}: expected datacenter")
+    return SeedsQuery(as_json=as_json, wait=wait, generation=generation, datacenter_scope=scope is not None)
 
 
 def prefers_json(accept: str | None) -> bool:
@@ -249,6 +254,7 @@ def method_not_allowed_reply(method: str, path: str, allowed: Iterable[str]) -> 
 # --- aiohttp ------------------------------------------------------------------------------------
 
 STATE = web.AppKey("state", SeedState)
+SCOPE_STATE = web.AppKey("scope_state", SeedState)
 HEALTH = web.AppKey("health", Health)
 METRICS = web.AppKey("metrics", Metrics)
 STOPPING = web.AppKey("stopping", asyncio.Event)
@@ -256,13 +262,18 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(*, state: SeedState, health: Health, metrics: Metrics) -> web.Application:
+def make_app(
+    *, state: SeedState, health: Health, metrics: Metrics, scope_state: SeedState | None = None
+) -> web.Application:
     """The HTTP API over ``state``; ``metrics`` supplies the registry and records request latency.
+    ``scope_state`` (several DCs) answers ``/seeds?scope=datacenter``.
 
     Long-lived tasks (discovery) are the caller's: add them to ``app.cleanup_ctx``.
     """
     app = web.Application(middlewares=[_measure, _errors])
     app[STATE] = state
+    if scope_state is not None:
+        app[SCOPE_STATE] = scope_state
     app[HEALTH] = health
     app[METRICS] = metrics
     app[STOPPING] = asyncio.Event()
@@ -283,7 +294,12 @@ async def _seeds(request: web.Request) -> web.StreamResponse:
         query = parse_seeds_query(request.query.items(), _joined(request, "Accept"))
     except BadRequest as exc:
         return respond(text_reply(400, str(exc)))
-    snapshot = await next_snapshot(request.app[STATE], query, request.app[STOPPING])
+    state = request.app[STATE]
+    if query.datacenter_scope:
+        if SCOPE_STATE not in request.app:
+            return respond(text_reply(400, "scope=datacenter needs SEEDSVC_DATACENTER (--datacenter) on this sidecar"))
+        state = request.app[SCOPE_STATE]
+    snapshot = await next_snapshot(state, query, request.app[STOPPING])
     return respond(seeds_reply(snapshot, as_json=query.as_json, if_none_match=_joined(request, "If-None-Match")))
 
 
