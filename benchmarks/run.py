@@ -21,7 +21,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_apicost, bench_convergence, bench_footprint, bench_gossiper, bench_http, bench_scale
+from benchmarks import (
+    bench_apicost,
+    bench_convergence,
+    bench_fanout,
+    bench_footprint,
+    bench_gossiper,
+    bench_http,
+    bench_scale,
+)
 from benchmarks.common import Cluster, log, machine, table, tool_version
 
 BENCHMARKS = {
@@ -31,6 +39,7 @@ BENCHMARKS = {
     "footprint": bench_footprint,
     "scale": bench_scale,
     "http": bench_http,
+    "fanout": bench_fanout,
 }
 
 TITLES = {
@@ -40,6 +49,7 @@ TITLES = {
     "footprint": "Footprint: start-up, memory, CPU",
     "scale": "Scale: 5,000 endpoints in 50 EndpointSlices",
     "http": "`GET /seeds` under load, against nginx",
+    "fanout": "API server fan-out: one change, N watchers (JSON and protobuf)",
 }
 
 FULL: dict[str, Any] = {
@@ -52,6 +62,7 @@ FULL: dict[str, Any] = {
     "scale_endpoints": 5000, "scale_slices": 50, "scale_changes": 60, "scale_startups": 3,
     "select_repeats": 7,
     "http_runs": 3, "http_duration_s": 5, "http_connections": [1, 16, 64],
+    "fanout_watchers": [100, 300, 1000], "fanout_changes": 10,
 }
 
 QUICK: dict[str, Any] = {
@@ -64,6 +75,7 @@ QUICK: dict[str, Any] = {
     "startup_runs": 2, "idle_s": 8, "churn_s": 8,
     "scale_changes": 20, "scale_startups": 1, "select_repeats": 3,
     "http_runs": 1, "http_duration_s": 3, "http_connections": [1, 16],
+    "fanout_watchers": [100, 200], "fanout_changes": 4,
 }
 
 
