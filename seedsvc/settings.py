@@ -300,7 +300,7 @@ def _check_consistency(settings: Settings) -> None:
             f"greater than SEEDSVC_DNS_MAX_REFRESH={settings.dns.max_refresh:g}"
         )
     problem = federation_settings.check(settings.federation) or relay_settings.check(
-        settings.relay, settings.discovery.source)
+        settings.relay, settings.discovery.source, settings.identity.pod_ip)
     if problem is not None:
         raise ConfigError(problem)
 

@@ -32,10 +32,13 @@ class RelaySettings:
     then the Service's load balancing does the failing over for new connections."""
 
 
-def check(group: RelaySettings, source: str) -> str | None:
+def check(group: RelaySettings, source: str, pod_ip: str | None) -> str | None:
     """The inconsistency between the relay group and the chosen source as the one-line error, or None."""
     if source == "relay" and not group.urls:
         return "invalid SEEDSVC_SOURCE='relay': needs SEEDSVC_RELAY_URLS (--relay-urls)"
+    if source == "relay" and pod_ip is None:
+        # A watching sidecar can find its own address in the Service; the digest has only a few records.
+        return "invalid SEEDSVC_SOURCE='relay': needs POD_IP (--pod-ip), the pod's own address"
     if source != "relay" and group.urls:
         return f"invalid SEEDSVC_RELAY_URLS={','.join(group.urls)!r}: needs SEEDSVC_SOURCE=relay (--source relay)"
     return None
