@@ -282,6 +282,10 @@ class Sidecar:
         return self.process.url
 
     @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
     def pid(self) -> int:
         pid = self.process.pid
         assert pid is not None, f"sidecar {self.name} was never launched"

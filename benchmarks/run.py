@@ -27,6 +27,7 @@ from benchmarks import (
     bench_fanout,
     bench_footprint,
     bench_gossiper,
+    bench_hostile,
     bench_http,
     bench_scale,
 )
@@ -40,6 +41,7 @@ BENCHMARKS = {
     "scale": bench_scale,
     "http": bench_http,
     "fanout": bench_fanout,
+    "hostile": bench_hostile,
 }
 
 TITLES = {
@@ -50,6 +52,7 @@ TITLES = {
     "scale": "Scale: 5,000 endpoints in 50 EndpointSlices",
     "http": "`GET /seeds` under load, against nginx",
     "fanout": "API server fan-out: one change, N watchers (JSON and protobuf)",
+    "hostile": "The pod's own caller during 5,000 hostile connections",
 }
 
 FULL: dict[str, Any] = {
@@ -63,6 +66,7 @@ FULL: dict[str, Any] = {
     "select_repeats": 7,
     "http_runs": 3, "http_duration_s": 5, "http_connections": [1, 16, 64],
     "fanout_watchers": [100, 300, 1000], "fanout_changes": 10,
+    "hostile_connections": 5000, "hostile_s": 30, "hostile_baseline_s": 5, "hostile_recovery_s": 15,
 }
 
 QUICK: dict[str, Any] = {
@@ -76,6 +80,7 @@ QUICK: dict[str, Any] = {
     "scale_changes": 20, "scale_startups": 1, "select_repeats": 3,
     "http_runs": 1, "http_duration_s": 3, "http_connections": [1, 16],
     "fanout_watchers": [100, 200], "fanout_changes": 4,
+    "hostile_s": 15, "hostile_baseline_s": 3, "hostile_recovery_s": 10,
 }
 
 

@@ -72,6 +72,33 @@ class HttpSettings:
                         help="listen port of serve (0: any)")
     """The shim's default URL is http://127.0.0.1:8080/seeds; 8080 is free in the Cassandra image (7000,
     7001, 7199 and 9042 are Cassandra's)."""
+    header_timeout: float = setting(
+        10.0, flag="--http-header-timeout", env="SEEDSVC_HTTP_HEADER_TIMEOUT", parse=values.seconds(0.5, 300),
+        metavar="SECONDS", help="seconds a client has to finish a request's headers, from connecting or from the "
+        "first byte of a later request")
+    """Slowloris: without it a connection that drips its headers holds a descriptor for ever. Ten seconds
+    is far beyond what the shim, a probe or a scraper needs on a loaded node (docs/http-api.md, Limits)."""
+    idle_timeout: float = setting(
+        60.0, flag="--http-idle-timeout", env="SEEDSVC_HTTP_IDLE_TIMEOUT", parse=values.seconds(1, 3600),
+        metavar="SECONDS", help="seconds a kept-alive connection may sit between requests")
+    """Longer than Prometheus' usual 15-30 s scrape interval, so scrapers keep their connection."""
+    max_connections: int = setting(
+        512, flag="--http-max-connections", env="SEEDSVC_HTTP_MAX_CONNECTIONS", parse=values.int_range(1, 1_000_000),
+        metavar="N", help="open connections from untrusted callers; more are answered 503 and closed (also kept "
+        "below the file-descriptor limit)")
+    """A pod's sidecar has a handful of legitimate remote callers (scrapers, peer datacenters, a debugging
+    curl); 512 leaves room for all of them and keeps descriptors for the pod's own callers."""
+    max_long_polls: int = setting(
+        256, flag="--http-max-long-polls", env="SEEDSVC_HTTP_MAX_LONG_POLLS", parse=values.int_range(0, 1_000_000),
+        metavar="N", help="waiting long-polls from untrusted callers; more are answered 503 with Retry-After")
+    """Remote long-polls come from peer datacenters (a few seedsvc each); 256 bounds the memory a flood of
+    waiting requests can hold."""
+    trusted_networks: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128"), flag="--http-trusted-networks", env="SEEDSVC_HTTP_TRUSTED_NETWORKS",
+        parse=values.networks, metavar="CIDRS",
+        help="callers never refused by the connection and long-poll caps, comma-separated CIDRs")
+    """Loopback: the pod's own Cassandra shim and exec probes must always be served, whatever else
+    connects. Add the node network if kubelet HTTP probes must never be refused."""
 
 
 @dataclass(frozen=True, slots=True)

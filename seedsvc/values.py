@@ -10,6 +10,7 @@ full-width digits, and ``1_000``).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import typing
 from collections.abc import Callable
@@ -143,6 +144,23 @@ def host_port(value: str, default_port: int = 53) -> tuple[str, int]:
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def networks(value: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs, normalised and de-duplicated (``127.0.0.0/8,::1/128``)."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ValueError("expected one or more networks, e.g. 127.0.0.0/8,::1/128")
+    found: list[str] = []
+    for item in items:
+        # ASCII only: ipaddress accepts other scripts' digits, which nobody means in a CIDR.
+        if not item.isascii():
+            raise ValueError(f"not a network: {item!r} is not ASCII")
+        try:
+            found.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ValueError(f"not a network: {exc}") from None
+    return tuple(dict.fromkeys(found))
 
 
 def log_level(value: str) -> str:

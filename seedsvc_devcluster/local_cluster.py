@@ -117,11 +117,7 @@ class LocalCluster:
 
     def admin_ssl(self) -> ssl.SSLContext:
         """A TLS context with the admin client certificate, for clients other than ``plane.api``."""
-        plane = self.plane
-        pki = plane.directory / "pki"
-        context = ssl.create_default_context(cafile=str(plane.ca_file))
-        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        return context
+        return self.plane.admin_ssl()
 
     # -- objects --
 

@@ -1,5 +1,4 @@
-"""Per-pod processes for the end-to-end tests: a real ``seedsvc serve`` per pod, and a small reconciler
-that plays the container runtime for pods the kubelet stand-in runs.
+"""The pod runner: a small reconciler that plays the container runtime for pods the kubelet stand-in runs.
 
 The kubelet stand-in (``seedsvc_devcluster/kubelet.py``) only writes pod status; it starts no process. For
 the whole-system test something must do what a kubelet's container runtime does:
@@ -24,9 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

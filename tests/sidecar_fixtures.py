@@ -49,6 +49,10 @@ class Served:
         assert process is not None, "the sidecar has been stopped"
         return process
 
+    @property
+    def port(self) -> int:
+        return int(self.sidecar.url.rsplit(":", 1)[1])
+
     def url(self, path: str) -> str:
         return self.sidecar.url + path
 

@@ -104,8 +104,13 @@ class ControlPlane:
     def _use_pki(self, pki: Pki) -> None:
         self._pki = pki
         self.ca_file = pki.ca.cert
-        self._admin_tls = ssl.create_default_context(cafile=str(pki.ca.cert))
-        self._admin_tls.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
+        self._admin_tls = self.admin_ssl()
+
+    def admin_ssl(self) -> ssl.SSLContext:
+        """A new TLS context that trusts this plane's CA and presents the admin client certificate."""
+        context = ssl.create_default_context(cafile=str(self._pki.ca.cert))
+        context.load_cert_chain(str(self._pki.admin.cert), str(self._pki.admin.key))
+        return context
 
     def _start_components(self) -> None:
         self.kubeconfig = write_kubeconfig(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,6 +20,9 @@ from seedsvc.seedlist import SeedList
 from seedsvc.selection import Mode, Selection
 from seedsvc.sources.events import Failure, Restart, View
 from seedsvc.state import SeedState
+
+if TYPE_CHECKING:
+    from seedsvc_sidecar.admission import Admission
 
 # Long-polls last up to the longest allowed wait (300 s), probes and plain GETs a millisecond.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -85,6 +89,26 @@ def _peer_gauges(snapshot: SeedList) -> Iterator[Metric]:
     yield stale
 
 
+class _HttpCollector(Collector):
+    """Open connections and waiting long-polls, read from the admission counts at scrape time."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[Metric]:
+        for name, counts, text in (
+            ("seedsvc_http_connections", self._admission.connections, "Open HTTP connections, by caller."),
+            ("seedsvc_http_long_polls", self._admission.long_polls, "Waiting long-polls, by caller."),
+        ):
+            family = GaugeMetricFamily(name, text, labels=["caller"])
+            for trusted in (True, False):
+                family.add_metric(["trusted" if trusted else "untrusted"], counts[trusted])
+            yield family
+        yield GaugeMetricFamily("seedsvc_http_max_connections",
+                                "Open connections allowed to untrusted callers (after the fd-limit clamp).",
+                                value=self._admission.max_connections)
+
+
 class Metrics:
     """The sidecar's metrics and their registry; also the discovery loop's observer.
 
@@ -124,9 +148,32 @@ class Metrics:
             "seedsvc_peer_errors_total", "Failed polls of peer datacenters, by datacenter and reason.",
             ["datacenter", "reason"], registry=self.registry,
         )
+        self.http_refused = Counter(
+            "seedsvc_http_refused_total", "Requests and connections refused at a cap (503), by cap.",
+            ["reason"], registry=self.registry,
+        )
+        self.http_timeouts = Counter(
+            "seedsvc_http_timeouts_total", "Connections closed for dawdling, by phase (header, idle).",
+            ["phase"], registry=self.registry,
+        )
+        self.http_malformed = Counter(
+            "seedsvc_http_malformed_requests_total", "Requests too malformed to parse, answered 400.",
+            registry=self.registry,
+        )
+        self.http_accept_errors = Counter(
+            "seedsvc_http_accept_errors_total", "Failed accept() calls (EMFILE and the like).", registry=self.registry,
+        )
+        for reason in ("connections", "long_polls"):
+            self.http_refused.labels(reason=reason)
+        for phase in ("header", "idle"):
+            self.http_timeouts.labels(phase=phase)
         self._mode: Mode | None = None
         if source is not None:
             self.skipped_records.labels(source=label_value(source))
+
+    def watch_http(self, admission: Admission) -> None:
+        """Expose the HTTP server's connection counts (once per registry)."""
+        self.registry.register(_HttpCollector(admission))
 
     # seedsvc.discovery.Observer: cheap, and never raising.
 

@@ -18,9 +18,11 @@ from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
 from seedsvc.sources.relay_publisher import RelayPublisher, RelayState, is_relay
 from seedsvc.state import SeedState, StateFile, StateFileError
+from seedsvc_sidecar.admission import GuardedSite, Limits
 from seedsvc_sidecar.health import Health
+from seedsvc_sidecar.logs import MalformedRequests, Throttle, loop_exception_handler
 from seedsvc_sidecar.metrics import Metrics
-from seedsvc_sidecar.serving import make_app
+from seedsvc_sidecar.serving import ADMISSION, METRICS, make_app
 
 log = logging.getLogger("seedsvc.serve")
 
@@ -55,13 +57,15 @@ def build_app(settings: Settings) -> web.Application:
     # A relay (no pod identity) also answers scope=relay for sidecars in relay mode.
     relay_state = RelayState() if is_relay(settings) else None
     observer = metrics if relay_state is None else RelayPublisher(metrics, relay_state, settings.selection.count)
+    limits = Limits.from_settings(settings)
     if settings.federation.datacenter is not None:
         scope_state = SeedState()
-        app = make_app(state=state, health=health, metrics=metrics, scope_state=scope_state, relay_state=relay_state)
+        app = make_app(state=state, health=health, metrics=metrics, limits=limits, scope_state=scope_state,
+                       relay_state=relay_state)
         federated = build_federation(settings, served=state, scope=scope_state, observer=observer)
         app.cleanup_ctx.append(_background("discovery", federated.run, health))
         return app
-    app = make_app(state=state, health=health, metrics=metrics, relay_state=relay_state)
+    app = make_app(state=state, health=health, metrics=metrics, limits=limits, relay_state=relay_state)
     discovery = Discovery(
         source=build_source(settings),
         policy=settings.selection,
@@ -119,12 +123,24 @@ async def serve(settings: Settings, *, shutdown_grace: float = SHUTDOWN_GRACE) -
 
 async def _serve_until(stop: asyncio.Event, settings: Settings, *, shutdown_grace: float) -> int:
     app = build_app(settings)
+    metrics, admission = app[METRICS], app[ADMISSION]
+    throttle = Throttle()
+    # aiohttp's own per-connection log lines (a request it cannot parse, say) go through a logger
+    # of ours, whose filter keeps what a caller can provoke to one line at a bounded rate.
+    protocol_log = logging.getLogger("seedsvc.http.protocol")
+    quiet = MalformedRequests(throttle, metrics.http_malformed.inc)
+    protocol_log.addFilter(quiet)
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(loop_exception_handler(throttle, metrics.http_accept_errors.inc))
     # Handlers are cancelled when their client goes away, so abandoned long-polls do not pile up.
+    # aiohttp's keep-alive timer duplicates the idle clock of GuardedConnection: a second line of defence.
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_grace,
-                           handler_cancellation=True, access_log=None)
+                           handler_cancellation=True, access_log=None, logger=protocol_log,
+                           keepalive_timeout=admission.limits.idle_timeout)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        site = GuardedSite(runner, settings.http.host, settings.http.port, admission=admission)
         try:
             await site.start()
         except OSError as exc:
@@ -139,5 +155,7 @@ async def _serve_until(stop: asyncio.Event, settings: Settings, *, shutdown_grac
     finally:
         # Shielded so a second signal cannot leave the site half closed.
         await asyncio.shield(runner.cleanup())
+        loop.set_exception_handler(previous_handler)
+        protocol_log.removeFilter(quiet)
     log.info("stopped")
     return 0

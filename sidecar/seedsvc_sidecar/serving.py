@@ -14,11 +14,11 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from aiohttp import web
@@ -26,6 +26,7 @@ from prometheus_client.exposition import choose_encoder
 
 from seedsvc.seedlist import SeedList
 from seedsvc.state import SeedState
+from seedsvc_sidecar.admission import REFUSAL_RETRY_AFTER, Admission, GuardedConnection, Limits, is_trusted
 from seedsvc_sidecar.documents import readiness_document, seeds_document, unservable_reason
 from seedsvc_sidecar.health import Health
 from seedsvc_sidecar.metrics import Metrics
@@ -40,8 +41,11 @@ RETRY_AFTER = 2
 """Seconds a client is asked to wait after a 503: discovery usually answers within a few seconds of
 start-up, and the Java shim retries on its own start-up deadline anyway."""
 
+_MAX_WAIT_EXACT = Decimal(MAX_WAIT)
 MAX_GENERATION = 2**63 - 1
-_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")  # used with fullmatch: no sign, exponent, nan, blank
+# Used with fullmatch: ASCII digits only (no sign, exponent, nan, blank, other scripts' digits); any
+# number of them, since the range check below is exact whatever the length (the request line bounds it).
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 _INTEGER = re.compile(r"[0-9]{1,19}")
 _ENTITY_TAG = re.compile(r'(?:W/)?("[^"]*")')
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
@@ -114,12 +118,7 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
 
     wait = 0.0
     if "wait" in seen:
-        raw = seen["wait"]
-        if not _DECIMAL.fullmatch(raw):
-            raise BadRequest(f"invalid wait={show(raw)}: expected seconds between 0 and {MAX_WAIT:g}")
-        wait = float(raw)
-        if not math.isfinite(wait) or wait > MAX_WAIT:
-            raise BadRequest(f"invalid wait={show(raw)}: expected seconds between 0 and {MAX_WAIT:g}")
+        wait = parse_wait(seen["wait"])
 
     generation = None
     if "generation" in seen:
@@ -131,6 +130,14 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
     if scope is not None and scope not in ("datacenter", "relay"):
         raise BadRequest(f"invalid scope={show(scope)}: expected datacenter or relay")
     return SeedsQuery(as_json=as_json, wait=wait, generation=generation, scope=scope)
+
+
+def parse_wait(raw: str) -> float:
+    """A long-poll duration: any finite decimal from 0 to MAX_WAIT, compared exactly (as a Decimal),
+    so ``300.0000000000000001`` is refused even though it rounds to 300.0 as a float."""
+    if not _DECIMAL.fullmatch(raw) or Decimal(raw) > _MAX_WAIT_EXACT:
+        raise BadRequest(f"invalid wait={show(raw)}: expected seconds between 0 and {MAX_WAIT:g}")
+    return float(raw)
 
 
 def prefers_json(accept: str | None) -> bool:
@@ -201,6 +208,16 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     return etag in _ENTITY_TAG.findall(if_none_match)
 
 
+def will_wait(snapshot: SeedList, query: SeedsQuery) -> bool:
+    """Whether a request is a long-poll that waits, rather than one answerable at once."""
+    return query.wait > 0 and query.generation in (None, snapshot.generation)
+
+
+def too_many_long_polls_reply(cap: int) -> Reply:
+    return text_reply(503, f"too many waiting long-polls ({cap}); retry later, or ask without wait",
+                      {"Retry-After": str(REFUSAL_RETRY_AFTER)})
+
+
 async def next_snapshot(state: SeedState, query: SeedsQuery, stopping: asyncio.Event) -> SeedList:
     """The snapshot a (long-poll) request is answered with.
 
@@ -211,7 +228,7 @@ async def next_snapshot(state: SeedState, query: SeedsQuery, stopping: asyncio.E
     """
     current = state.snapshot
     generation = current.generation if query.generation is None else query.generation
-    if query.wait <= 0 or generation != current.generation or stopping.is_set():
+    if not will_wait(current, query) or stopping.is_set():
         return current
     waiter = asyncio.ensure_future(state.wait_past(generation, query.wait))
     stop = asyncio.ensure_future(stopping.wait())
@@ -260,21 +277,25 @@ RELAY_STATE = web.AppKey("relay_state", SeedState)
 HEALTH = web.AppKey("health", Health)
 METRICS = web.AppKey("metrics", Metrics)
 STOPPING = web.AppKey("stopping", asyncio.Event)
+ADMISSION = web.AppKey("admission", Admission)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def make_app(
-    *, state: SeedState, health: Health, metrics: Metrics, scope_state: SeedState | None = None,
-    relay_state: SeedState | None = None,
+    *, state: SeedState, health: Health, metrics: Metrics, limits: Limits | None = None,
+    scope_state: SeedState | None = None, relay_state: SeedState | None = None,
 ) -> web.Application:
     """The HTTP API over ``state``; ``metrics`` supplies the registry and records request latency.
     ``scope_state`` (several DCs) answers ``/seeds?scope=datacenter``, ``relay_state`` (a relay)
     ``/seeds?scope=relay``.
 
-    Long-lived tasks (discovery) are the caller's: add them to ``app.cleanup_ctx``.
+    ``limits`` caps long-polls here; the connection caps and timeouts need the app served through
+    :class:`~seedsvc_sidecar.admission.GuardedSite` with ``app[ADMISSION]``. Long-lived tasks
+    (discovery) are the caller's: add them to ``app.cleanup_ctx``.
     """
-    app = web.Application(middlewares=[_measure, _errors])
+    app = web.Application(middlewares=[_track, _measure, _errors])
+    app[ADMISSION] = Admission(limits or Limits.defaults(), metrics)
     app[STATE] = state
     if scope_state is not None:
         app[SCOPE_STATE] = scope_state
@@ -300,7 +321,7 @@ async def _seeds(request: web.Request) -> web.StreamResponse:
         query = parse_seeds_query(request.query.items(), _joined(request, "Accept"))
     except BadRequest as exc:
         return respond(text_reply(400, str(exc)))
-    state = request.app[STATE]
+    state, admission = request.app[STATE], request.app[ADMISSION]
     if query.scope == "datacenter":
         if SCOPE_STATE not in request.app:
             return respond(text_reply(400, "scope=datacenter needs SEEDSVC_DATACENTER (--datacenter) on this sidecar"))
@@ -309,8 +330,33 @@ async def _seeds(request: web.Request) -> web.StreamResponse:
         if RELAY_STATE not in request.app:
             return respond(text_reply(400, "scope=relay is answered by relays only (no POD_NAME or POD_IP)"))
         state = request.app[RELAY_STATE]
-    snapshot = await next_snapshot(state, query, request.app[STOPPING])
+    if not will_wait(state.snapshot, query):
+        snapshot = state.snapshot
+    else:
+        trusted = _trusted(request)
+        if not admission.begin_long_poll(trusted):
+            return respond(too_many_long_polls_reply(admission.limits.max_long_polls))
+        try:
+            snapshot = await next_snapshot(state, query, request.app[STOPPING])
+        finally:
+            admission.end_long_poll(trusted)
     return respond(seeds_reply(snapshot, as_json=query.as_json, if_none_match=_joined(request, "If-None-Match")))
+
+
+def _connection(request: web.Request) -> GuardedConnection | None:
+    transport = request.transport
+    protocol = transport.get_protocol() if transport is not None else None
+    return protocol if isinstance(protocol, GuardedConnection) else None
+
+
+def _trusted(request: web.Request) -> bool:
+    """The connection's verdict when served through GuardedSite; else judged from the peer address."""
+    connection = _connection(request)
+    if connection is not None:
+        return connection.trusted
+    transport = request.transport
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    return is_trusted(peername, request.app[ADMISSION].limits.trusted)
 
 
 def _joined(request: web.Request, name: str) -> str | None:
@@ -354,6 +400,19 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error in %s %s", request.method, show(request.path))
         return respond(text_reply(500, "internal error; see the sidecar log"))
+
+
+@web.middleware
+async def _track(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the connection a request is in progress, so its header and idle clocks stop meanwhile."""
+    connection = _connection(request)
+    if connection is None:
+        return await handler(request)
+    connection.request_started()
+    try:
+        return await handler(request)
+    finally:
+        connection.request_finished()
 
 
 @web.middleware

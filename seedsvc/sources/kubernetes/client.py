@@ -17,9 +17,57 @@ import aiohttp
 
 from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess
 
-# Watch event lines are one object each; a Service with thousands of endpoints makes big slices
-# (up to 1000 endpoints each), so allow generous lines but not unbounded ones.
-MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+"""Longest watch event line accepted (one JSON object: the event type and the whole object).
+
+An object can be at most etcd's request limit, 1.5 MiB by default (``--max-request-bytes``,
+https://etcd.io/docs/v3.5/dev-guide/limit/), and the API server stores built-in kinds as protobuf,
+which JSON renders up to a few times larger (field names, quoted strings). 8 MiB is above any object
+etcd can hold in that form; real Endpoints and EndpointSlices stay far below it (at most 1,000
+endpoints each, a few hundred KiB). Above it the watch fails with reason ``too_large`` (a metric
+label, and ``/readyz``'s ``last_error_reason``) rather than buffering without bound."""
+
+
+class EventTooLarge(ValueError):
+    """A watch stream line grew past the limit without ending."""
+
+
+class LineSplitter:
+    """Cuts a byte stream into newline-terminated lines of at most ``limit`` bytes. No I/O.
+
+    aiohttp's ``readuntil`` gives up at its read buffer's high-water mark (512 KiB for the client), below a large
+    object, so the watch feeds raw chunks here instead.
+    """
+
+    __slots__ = ("_limit", "_partial")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._partial = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines completed by ``chunk`` (without their newline); EventTooLarge past the limit."""
+        lines: list[bytes] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            if len(self._partial) + end - start > self._limit:
+                raise EventTooLarge(f"a watch event longer than {self._limit} bytes")
+            if self._partial:
+                self._partial += chunk[start:end]
+                lines.append(bytes(self._partial))
+                self._partial.clear()
+            else:
+                lines.append(chunk[start:end])
+            start = end + 1
+        self._partial += chunk[start:]
+        if len(self._partial) > self._limit:
+            raise EventTooLarge(f"a watch event longer than {self._limit} bytes")
+        return lines
+
+    @property
+    def pending(self) -> bytes:
+        """What follows the last newline: a cut-off event if anything but blanks."""
+        return bytes(self._partial)
 
 
 class ApiError(Exception):
@@ -100,34 +148,24 @@ class ApiClient:
         )
         async with self._request("GET", path, params, timeout) as response:
             await self._raise_for_status(response, path)
+            lines = LineSplitter(MAX_EVENT_BYTES)
             try:
-                while True:
-                    line = await response.content.readuntil(b"\n")
-                    if not line:
-                        return
-                    if len(line) > MAX_LINE_BYTES:
-                        raise ApiError("bad_response", f"watch {path}: event larger than {MAX_LINE_BYTES} bytes")
-                    if not line.strip():
-                        continue
-                    try:
-                        event = json.loads(line)
-                    except ValueError:
-                        raise ApiError("bad_response", f"watch {path}: event is not JSON") from None
-                    if not isinstance(event, dict):
-                        raise ApiError("bad_response", f"watch {path}: event is not an object")
-                    yield event
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial.strip():
-                    raise ApiError("closed", f"watch {path}: stream cut mid-event") from None
-                return
+                async for chunk in response.content.iter_any():
+                    for line in lines.feed(chunk):
+                        if line and not line.isspace():
+                            yield _event(line, path)
+            except EventTooLarge:
+                raise ApiError("too_large", f"watch {path}: an event of more than {MAX_EVENT_BYTES // 2**20} MiB; "
+                               "the object is larger than Kubernetes can store, or the stream is not JSON lines"
+                               ) from None
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 raise ApiError("timeout", f"watch {path}: no data for {timeout.sock_read:.0f}s") from None
             except aiohttp.ClientPayloadError as exc:
                 raise ApiError("closed", f"watch {path}: stream broken: {exc}") from None
             except aiohttp.ClientError as exc:
                 raise ApiError("unreachable", f"watch {path}: {exc}") from None
-            except ValueError as exc:  # readuntil's limit overrun
-                raise ApiError("bad_response", f"watch {path}: {exc}") from None
+            if lines.pending.strip():
+                raise ApiError("closed", f"watch {path}: stream cut mid-event")
 
     def _request(
         self,
@@ -213,6 +251,16 @@ class _Request:
     async def __aexit__(self, *exc: object) -> None:
         if self._response is not None:
             self._response.release()
+
+
+def _event(line: bytes, path: str) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        raise ApiError("bad_response", f"watch {path}: event is not JSON: {line[:80]!r}") from None
+    if not isinstance(event, dict):
+        raise ApiError("bad_response", f"watch {path}: event is not an object: {line[:80]!r}")
+    return event
 
 
 async def _status_message(response: aiohttp.ClientResponse) -> str:

@@ -1,69 +1,21 @@
 """Raw EndpointSlice and Endpoints JSON to :class:`~seedsvc.records.Endpoint` records. No I/O.
 
 Only the fields selection needs are read; anything malformed is skipped and counted rather than
-guessed at, so a bad object can shrink the candidate set but never add a wrong address.
+guessed at, so a bad object can shrink the candidate set but never add a wrong address. Objects are
+taken as ``Mapping[str, Any]`` and checked field by field, not typed as TypedDicts: a TypedDict
+would claim a shape that nothing verified for JSON straight off the wire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 from seedsvc.records import Endpoint, InvalidAddress, normalize_address
 
 # https://kubernetes.io/docs/concepts/services-networking/endpoint-slices/#address-types
 IP_ADDRESS_TYPES = frozenset({"IPv4", "IPv6"})
-
-
-class ObjectMeta(TypedDict, total=False):
-    name: str
-    namespace: str
-    resourceVersion: str
-    labels: dict[str, str]
-
-
-class EndpointConditions(TypedDict, total=False):
-    ready: bool | None
-    serving: bool | None
-    terminating: bool | None
-
-
-class ObjectReference(TypedDict, total=False):
-    kind: str
-    name: str
-    namespace: str
-
-
-class SliceEndpoint(TypedDict, total=False):
-    addresses: list[str]
-    conditions: EndpointConditions
-    hostname: str
-    targetRef: ObjectReference
-    nodeName: str
-    zone: str
-
-
-class EndpointSlice(TypedDict, total=False):
-    metadata: ObjectMeta
-    addressType: str
-    endpoints: list[SliceEndpoint] | None
-
-
-class EndpointAddress(TypedDict, total=False):
-    ip: str
-    hostname: str
-    targetRef: ObjectReference
-
-
-class EndpointSubset(TypedDict, total=False):
-    addresses: list[EndpointAddress]
-    notReadyAddresses: list[EndpointAddress]
-
-
-class EndpointsObject(TypedDict, total=False):
-    metadata: ObjectMeta
-    subsets: list[EndpointSubset] | None
 
 
 @dataclass(frozen=True, slots=True)

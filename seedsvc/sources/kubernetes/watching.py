@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from seedsvc.records import Endpoint
 from seedsvc.settings import Settings
 from seedsvc.sources.backoff import Backoff
 from seedsvc.sources.events import Failure, Restart, SourceEvent, View
-from seedsvc.sources.kubernetes.auth import AccessError, resolve_access
+from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess, resolve_access
 from seedsvc.sources.kubernetes.client import ApiClient, ApiError, Timeouts
 from seedsvc.sources.kubernetes.parsing import Parsed, from_endpoint_slices, from_endpoints
 
@@ -76,9 +76,17 @@ class _FallBack(Exception):
 class KubernetesSource:
     """Yields the endpoints of ``settings.discovery.service`` each time they change."""
 
-    def __init__(self, settings: Settings, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rng: random.Random | None = None,
+        resolve: Callable[[Settings], Awaitable[ApiAccess]] = resolve_access,
+    ) -> None:
+        """``resolve`` finds the API server; tests inject one that points at a local fault injector."""
         self._settings = settings
         self._rng = rng or random.Random()
+        self._resolve = resolve
         self._use_endpoints = settings.kubernetes.api == "endpoints"
         self.resource_kind = "endpoints" if self._use_endpoints else "endpointslices"
 
@@ -95,7 +103,7 @@ class KubernetesSource:
         backoff = Backoff(maximum=settings.discovery.backoff_max, rng=self._rng)
         while True:
             try:
-                access = await resolve_access(settings)
+                access = await self._resolve(settings)
             except AccessError as exc:
                 yield Failure("config", str(exc), retry_in=(delay := backoff.next_delay()))
                 await asyncio.sleep(delay)

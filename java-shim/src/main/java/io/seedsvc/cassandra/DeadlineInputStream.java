@@ -35,14 +35,17 @@ final class DeadlineInputStream extends InputStream
     @Override
     public int read(byte[] buffer, int offset, int length) throws IOException
     {
-        socket.setSoTimeout(deadline.bound(readTimeoutMs));
+        int timeoutMs = deadline.bound(readTimeoutMs);
+        socket.setSoTimeout(timeoutMs);
         try
         {
             return in.read(buffer, offset, length);
         }
         catch (SocketTimeoutException e)
         {
-            if (deadline.passed())
+            // Given the time left rather than the read timeout: the deadline is what ran out,
+            // even if the clock shows a fraction of a millisecond to spare.
+            if (timeoutMs < readTimeoutMs || deadline.passed())
                 throw deadline.timeout();
             throw new SocketTimeoutException("no data for " + readTimeoutMs + " ms (read_timeout_ms)");
         }

@@ -44,6 +44,7 @@ final class HttpSeedFetcher implements SeedFetcher
     private final int connectTimeoutMs;
     private final int readTimeoutMs;
     private final int requestTimeoutMs;
+    private final SSLSocketFactory tls; // null: the JDK's default, looked up on the first https request
     private final Set<Socket> inFlight = Collections.newSetFromMap(new ConcurrentHashMap<Socket, Boolean>());
     private volatile boolean closed;
 
@@ -56,10 +57,17 @@ final class HttpSeedFetcher implements SeedFetcher
      */
     HttpSeedFetcher(URL url, int connectTimeoutMs, int readTimeoutMs, int requestTimeoutMs)
     {
+        this(url, connectTimeoutMs, readTimeoutMs, requestTimeoutMs, null);
+    }
+
+    /** The test seam for {@code https}: {@code tls} replaces the JDK's default socket factory. */
+    HttpSeedFetcher(URL url, int connectTimeoutMs, int readTimeoutMs, int requestTimeoutMs, SSLSocketFactory tls)
+    {
         this.url = url;
         this.connectTimeoutMs = connectTimeoutMs;
         this.readTimeoutMs = readTimeoutMs;
         this.requestTimeoutMs = requestTimeoutMs;
+        this.tls = tls;
     }
 
     @Override
@@ -97,9 +105,10 @@ final class HttpSeedFetcher implements SeedFetcher
         {
             if (closed)
                 throw new IOException("fetcher closed", e);
-            if (deadline.passed() && !(e instanceof SocketTimeoutException))
+            if (deadline.passed() && !(e instanceof RequestDeadline.Exceeded))
             {
-                // The watchdog closed the socket under a read: report the deadline, not "Socket closed".
+                // A read or handshake cut by the time left, or the watchdog's close under a read:
+                // report the deadline, not "Read timed out" or "Socket closed".
                 SocketTimeoutException timeout = deadline.timeout();
                 timeout.initCause(e);
                 throw timeout;
@@ -138,14 +147,16 @@ final class HttpSeedFetcher implements SeedFetcher
         socket.setTcpNoDelay(true);
         if (!url.getProtocol().equalsIgnoreCase("https"))
             return socket;
-        SSLSocket tls = (SSLSocket) ((SSLSocketFactory) SSLSocketFactory.getDefault()).createSocket(socket, host, port, true);
-        SSLParameters parameters = tls.getSSLParameters();
+        SSLSocketFactory factory = tls != null ? tls : (SSLSocketFactory) SSLSocketFactory.getDefault();
+        SSLSocket secure = (SSLSocket) factory.createSocket(socket, host, port, true);
+        SSLParameters parameters = secure.getSSLParameters();
+        // Host-name (or IP) verification against the certificate, as HttpsURLConnection does.
         parameters.setEndpointIdentificationAlgorithm("HTTPS");
-        tls.setSSLParameters(parameters);
+        secure.setSSLParameters(parameters);
         // The handshake reads several times under this one timeout; the watchdog bounds it as a whole.
-        tls.setSoTimeout(deadline.bound(readTimeoutMs));
-        tls.startHandshake();
-        return tls;
+        secure.setSoTimeout(deadline.bound(readTimeoutMs));
+        secure.startHandshake();
+        return secure;
     }
 
     private String hostForConnect()

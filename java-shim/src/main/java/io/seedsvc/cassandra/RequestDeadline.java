@@ -50,8 +50,8 @@ final class RequestDeadline
     }
 
     /**
-     * @return {@code timeoutMs}, shortened to the time left (at least 1 ms: 0 means "forever" to a
-     *         socket)
+     * @return {@code timeoutMs}, shortened to the time left, rounded up so that a step given the
+     *         time left does not end before the deadline (and never 0, "forever" to a socket)
      * @throws SocketTimeoutException if the deadline has passed already
      */
     int bound(int timeoutMs) throws SocketTimeoutException
@@ -59,15 +59,25 @@ final class RequestDeadline
         long leftNanos = deadlineNanos - System.nanoTime();
         if (leftNanos <= 0)
             throw timeout();
-        long leftMs = Math.max(1, TimeUnit.NANOSECONDS.toMillis(leftNanos));
+        long leftMs = (leftNanos + 999_999) / 1_000_000;
         return (int) Math.min(timeoutMs, leftMs);
     }
 
     /** The exception every deadline failure is reported as, whatever step it cut short. */
-    SocketTimeoutException timeout()
+    Exceeded timeout()
     {
-        return new SocketTimeoutException("no complete answer within " + budgetMs + " ms (request_timeout_ms"
-                                          + " plus any long-poll wait)");
+        return new Exceeded(budgetMs);
+    }
+
+    /** The request ran out of time (as opposed to one read timing out). */
+    static final class Exceeded extends SocketTimeoutException
+    {
+        private static final long serialVersionUID = 1L;
+
+        Exceeded(long budgetMs)
+        {
+            super("no complete answer within " + budgetMs + " ms (request_timeout_ms plus any long-poll wait)");
+        }
     }
 
     /** Closes {@code resource} once the deadline has passed; cancel the result when done. */

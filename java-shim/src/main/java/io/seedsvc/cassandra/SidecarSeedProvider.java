@@ -37,7 +37,7 @@ import io.seedsvc.cassandra.CassandraEndpoints.ResolvedSeed;
  *   <li>On Cassandra 4.0+ (unless {@code live_reload: false}) a daemon thread long-polls the
  *       sidecar and, on change, calls the Gossiper MBean's {@code reloadSeeds} in-process; later
  *       calls then answer from memory without network I/O. On 3.11 (no reloadSeeds) each later
- *       call asks the sidecar once, with the short timeouts, and keeps the last list on failure.</li>
+ *       call asks the sidecar once, within request_timeout_ms, and keeps the last list on failure.</li>
  * </ul>
  * Parameters are described in {@code docs/java-shim.md}.
  */
