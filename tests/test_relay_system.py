@@ -24,7 +24,7 @@ from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane
 from seedsvc_devcluster.kubelet import Kubelet
 from seedsvc_devcluster.ports import free_port
-from tests.sidecar_fixtures import Served, start
+from tests.sidecar_fixtures import Served, run, start
 from tests.test_kubernetes_source import create, endpoint_truth
 from tests.test_sidecar_kubernetes import eventually, metric, pod_env
 
@@ -153,6 +153,12 @@ def test_several_relay_urls_fail_over_in_order(
     sidecar = start_sidecar("db-3", "10.7.0.4", [dead, relays[0].sidecar.url, relays[1].sidecar.url], tmp_path)
     served_processes.append(sidecar)
     eventually("the list past a dead first URL", lambda: seeds(sidecar) == (200, "10.7.0.1"))
+    # seedsvc check asks each relay once: the dead one fails the check, naming it.
+    env = {"SEEDSVC_SOURCE": "relay", "POD_IP": "10.7.0.4",
+           "SEEDSVC_RELAY_URLS": ",".join([dead, relays[0].sidecar.url]), "SEEDSVC_CONNECT_TIMEOUT": "1"}
+    check = run("check", env=env)
+    assert check.returncode != 0 and dead in check.stdout, check.stdout + check.stderr
+    assert f"relay {relays[0].sidecar.url}" in check.stdout
     relays[0].stop(signal.SIGKILL)
     create(control_plane, namespace, k8s.endpoint_slice("db-2", "db", [("db-1", "10.7.0.2", True)]))
     eventually("the change through the last relay", lambda: seeds(sidecar) == (200, "10.7.0.1,10.7.0.2"))
