@@ -3,8 +3,9 @@ serve`` sidecars with ``--source relay`` (no service-account token, no RBAC) lon
 
 - Every pod of a StatefulSet is served exactly what select() on the whole Service gives its identity
   (what direct mode serves), before and after a change, the only-seed case (count 1) included.
-- A relay killed mid-change: the sidecars keep their last list (stale in /readyz and metrics, never
-  an empty answer); the change arrives through the second relay, and through the first once it is back.
+- A relay killed mid-change: the sidecar keeps its last list (stale in /readyz and metrics, never an
+  empty answer; a sidecar restarted meanwhile serves it from its state file); the change arrives once
+  the relay is back. Several relay URLs: the change arrives through the next one.
 - Bootstrap: only a reachable relay with a fresh view lets the bootstrap pod seed itself; a relay that is
   unreachable, or that has no view (its watch is forbidden), leaves every pod waiting.
 """
@@ -135,11 +136,17 @@ def test_a_relay_killed_mid_change_keeps_the_lists_stale_and_the_change_still_ar
     assert detail["servable"] and detail["stale"] and detail["last_error_reason"] in {"unreachable", "timeout"}
     assert (metric(sidecar, "seedsvc_discovery_errors_total", source="relay",
                    reason=detail["last_error_reason"]) or 0) >= 1
+    assert metric(sidecar, "seedsvc_stale") == 1
+    # A sidecar restarted meanwhile serves the last list from its state file, stale, at once.
+    sidecar.stop()
+    sidecar = start_sidecar("db-2", "10.6.0.3", [first.sidecar.url], tmp_path)
+    served_processes.append(sidecar)
+    assert seeds(sidecar) == (200, "10.6.0.1,10.6.0.2") and readyz(sidecar)["stale"]
 
     again = start_relay(control_plane, namespace, sa_dir, *relay_args, CASSANDRA_SERVICE="db")
     served_processes.append(again)
     eventually("the change through the restarted relay", lambda: seeds(sidecar) == (200, "10.6.0.2"))
-    assert not readyz(sidecar)["stale"]
+    assert not readyz(sidecar)["stale"] and metric(sidecar, "seedsvc_stale") == 0
 
 
 def test_several_relay_urls_fail_over_in_order(
