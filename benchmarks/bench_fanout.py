@@ -11,6 +11,11 @@ the project's real kube-apiserver for N watchers on a Service of N endpoints in 
 - a straight-line fit of both against N, and what it predicts for one change and for a rolling
   restart (two changes per node) at 1,000 and 5,000 nodes.
 
+Relay mode (docs/scale.md, "Relay mode"): R real ``seedsvc serve`` relays watch through the same
+counting relay, and N in-process clients long-poll them with the sidecar's own relay client
+(``PeerClient`` with the relay view), each through a counting relay in front of its relay: API server
+egress per change, the relays' egress per change, and change -> last client.
+
 The watchers are raw watch streams in this process (one TLS connection each, as N sidecar processes
 would hold), not full sources: parsing is the client's cost, not the API server's, and N sidecar
 processes would not fit on 2 cores. The slices are written directly (no pods), as in the scale
@@ -40,13 +45,18 @@ from benchmarks.common import (
     api_target,
     cpu_seconds,
     human_bytes,
+    kubernetes_env,
     log,
+    start_sidecar,
     table,
 )
+from seedsvc.sources.peers import PeerAnswer, PeerClient, PeerConfig
+from seedsvc.sources.relay import MAX_RELAY_BODY, RELAY_VIEW
 
 SERVICE = "fanout"
 SLICE_SIZE = 100
 CONNECT_BATCH = 25
+RELAYS = 2
 FORMATS = {
     "json": "application/json",
     "protobuf": "application/vnd.kubernetes.protobuf",
@@ -234,6 +244,97 @@ async def _measure(cluster: Cluster, api: AsyncApi, *, watchers: int, fmt: str, 
             await api.request("DELETE", f"/api/v1/namespaces/{namespace}")
 
 
+@dataclass
+class RelayClient:
+    """One sidecar's relay source, reduced to its long-poll: counts the digests it has received."""
+
+    url: str
+    answers: int = 0
+    records: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def run(self) -> None:
+        client = PeerClient(PeerConfig(self.url, self.url, max_body=MAX_RELAY_BODY), view=RELAY_VIEW)
+        async for event in client.updates():
+            if isinstance(event, PeerAnswer):
+                self.answers += 1
+                self.records = len(event.endpoints)
+
+
+async def _relay_clients_reached(clients: list[RelayClient], answers: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(c.answers < answers for c in clients):
+        failed = [c.task for c in clients if c.task is not None and c.task.done()]
+        if failed:
+            raise RuntimeError(f"{len(failed)} relay clients ended, first: {failed[0]!r}")
+        if time.monotonic() > deadline:
+            behind = sum(c.answers < answers for c in clients)
+            raise TimeoutError(f"{behind} of {len(clients)} relay clients never got answer {answers}")
+        await asyncio.sleep(0.005)
+
+
+async def _measure_relay(cluster: Cluster, api: AsyncApi, *, sidecars: int, relays: int, changes: int,
+                         log_dir: Path) -> dict[str, Any]:
+    namespace = f"bench-fanout-relay-{sidecars}"
+    slices, _ = await _create_service(api, namespace, sidecars)
+    sa_dir = await asyncio.to_thread(cluster.grant_seedsvc, namespace)
+    proxy = CountingProxy(api_target(cluster)).start()
+    env = kubernetes_env(cluster, namespace, sa_dir, SERVICE, api_port=proxy.port, SEEDSVC_FLAP_GRACE="0",
+                         CASSANDRA_SERVICE_NUM_SEEDS="3")
+    servers = [start_sidecar(f"relay-{sidecars}-{i}", env, log_dir) for i in range(relays)]
+    fronts: list[CountingProxy] = []
+    clients: list[RelayClient] = []
+    pid = apiserver_pid(cluster)
+    try:
+        for server in servers:
+            await asyncio.to_thread(server.wait_ready)
+            host, port = server.url.removeprefix("http://").rsplit(":", 1)
+            fronts.append(CountingProxy((host, int(port))).start())
+        clients = [RelayClient(f"http://127.0.0.1:{fronts[i % relays].port}") for i in range(sidecars)]
+        for first in range(0, sidecars, CONNECT_BATCH):
+            for client in clients[first:first + CONNECT_BATCH]:
+                client.task = asyncio.create_task(client.run())
+            await _relay_clients_reached(clients[first:first + CONNECT_BATCH], 1, timeout=120)
+        await asyncio.sleep(2.0)
+        samples: list[dict[str, float]] = []
+        target = slices[0]  # endpoint 0 (big-0) is a seed: every change reaches every sidecar
+        for change in range(changes):
+            _, _, api0 = proxy.snapshot()
+            relay0 = sum(front.snapshot()[2] for front in fronts)
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            await _flip(api, namespace, target["metadata"]["name"], 0, ready=change % 2 == 1)
+            await _relay_clients_reached(clients, change + 2, timeout=120)
+            fanout_s = time.monotonic() - t0
+            await asyncio.sleep(0.2)
+            _, _, api1 = proxy.snapshot()
+            relay1 = sum(front.snapshot()[2] for front in fronts)
+            samples.append({"api_bytes": api1 - api0, "relay_bytes": relay1 - relay0,
+                            "cpu_s": cpu_seconds(pid) - cpu0, "fanout_s": fanout_s})
+        return {
+            "sidecars": sidecars, "relays": relays, "changes": changes,
+            "records": statistics.median(c.records for c in clients),
+            "api_bytes_per_change": statistics.median(s["api_bytes"] for s in samples),
+            "relay_bytes_per_change": statistics.median(s["relay_bytes"] for s in samples),
+            "cpu_s_per_change": statistics.median(s["cpu_s"] for s in samples),
+            "fanout_s": statistics.median(s["fanout_s"] for s in samples),
+        }
+    finally:
+        for client in clients:
+            if client.task is not None:
+                client.task.cancel()
+        for client in clients:
+            if client.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await client.task
+        for front in fronts:
+            front.stop()
+        for server in servers:
+            await asyncio.to_thread(server.stop)
+        proxy.stop()
+        with contextlib.suppress(Exception):
+            await api.request("DELETE", f"/api/v1/namespaces/{namespace}")
+
+
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
     """Least-squares line y = a + b*x through the points (b alone when there is one point)."""
     if len(points) == 1:
@@ -250,6 +351,11 @@ async def run(cluster: Cluster, cfg: dict[str, Any], log_dir: Path) -> dict[str,
             for watchers in cfg["fanout_watchers"]:
                 log(f"fan-out: {watchers} {fmt} watchers")
                 rows.append(await _measure(cluster, api, watchers=watchers, fmt=fmt, changes=cfg["fanout_changes"]))
+        relay_rows = []
+        for sidecars in cfg["fanout_watchers"]:
+            log(f"fan-out: {sidecars} relay-mode sidecars, {RELAYS} relays")
+            relay_rows.append(await _measure_relay(cluster, api, sidecars=sidecars, relays=RELAYS,
+                                                   changes=cfg["fanout_changes"], log_dir=log_dir))
     fits: dict[str, dict[str, float]] = {}
     for fmt in FORMATS:
         mine = [r for r in rows if r["format"] == fmt]
@@ -258,7 +364,7 @@ async def run(cluster: Cluster, cfg: dict[str, Any], log_dir: Path) -> dict[str,
         per_watcher = statistics.median(r["bytes_per_change"] / r["watchers"] for r in mine)
         cpu_a, cpu_b = _fit([(r["watchers"], r["cpu_s_per_change"]) for r in mine])
         fits[fmt] = {"bytes_a": 0.0, "bytes_b": per_watcher, "cpu_a": cpu_a, "cpu_b": cpu_b}
-    return {"rows": rows, "fits": fits}
+    return {"rows": rows, "fits": fits, "relay_rows": relay_rows}
 
 
 def predict(fit: dict[str, float], nodes: int) -> dict[str, float]:
@@ -304,14 +410,39 @@ def report(results: dict[str, Any]) -> str:
         "",
         f"Egress grows linearly with the number of watchers; protobuf moves {ratio:.2f}x the JSON bytes per "
         "watcher, a constant factor that leaves the N x N growth of a rolling restart unchanged.",
+        "",
+        *relay_report(results.get("relay_rows", [])),
     ])
+
+
+def relay_report(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    measured = table(
+        ["sidecars", "relays", "API server egress per change", "API server CPU per change",
+         "relays' egress per change", "per sidecar", "records per answer", "change → last sidecar"],
+        [[r["sidecars"], r["relays"], human_bytes(r["api_bytes_per_change"]), f"{r['cpu_s_per_change'] * 1000:.0f} ms",
+          human_bytes(r["relay_bytes_per_change"]), human_bytes(r["relay_bytes_per_change"] / r["sidecars"]),
+          f"{r['records']:.0f}", f"{r['fanout_s'] * 1000:.0f} ms"] for r in rows])
+    return [
+        "Relay mode: real `seedsvc serve` relays watch through the counting relay; N in-process clients (the "
+        "sidecar's relay client) long-poll them, each relay behind its own counting relay. Every change "
+        "flips a seed, so every sidecar's answer changes (the worst case):",
+        "",
+        measured,
+    ]
 
 
 def headlines(results: dict[str, Any]) -> list[str]:
     json_1000 = predict(results["fits"]["json"], 1000)
     proto_1000 = predict(results["fits"]["protobuf"], 1000)
     biggest = max(r["watchers"] for r in results["rows"])
-    return [
+    relay = max(results.get("relay_rows", []), key=lambda r: r["sidecars"], default=None)
+    relay_line = [] if relay is None else [
+        f"Relay mode ({relay['relays']} relays, {relay['sidecars']} sidecars): one change costs the API server "
+        f"{human_bytes(relay['api_bytes_per_change'])} and the relays {human_bytes(relay['relay_bytes_per_change'])}; "
+        f"change → last sidecar {relay['fanout_s'] * 1000:.0f} ms."]
+    return [*relay_line,
         f"API server fan-out, direct watches (measured up to {biggest} watchers, fitted): one readiness "
         f"change in a 1,000-node datacenter costs {human_bytes(json_1000['change_bytes'])} of egress as JSON "
         f"({human_bytes(proto_1000['change_bytes'])} as protobuf); a rolling restart "

@@ -25,6 +25,8 @@ from seedsvc.federation_settings import FederationSettings
 from seedsvc.options import Option, markdown_tables, options_of, setting
 from seedsvc.records import Identity
 from seedsvc.selection import Policy
+from seedsvc.sources import relay_settings
+from seedsvc.sources.relay_settings import RelaySettings
 
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 RESOLV_CONF = "/etc/resolv.conf"
@@ -34,7 +36,7 @@ class ConfigError(ValueError):
     """An invalid setting; the message names the flag or variable and the value."""
 
 
-SourceKind = Literal["kubernetes", "dns", "static"]
+SourceKind = Literal["kubernetes", "dns", "static", "relay"]
 ApiKind = Literal["auto", "endpointslices", "endpoints"]
 LogFormat = Literal["text", "json"]
 
@@ -45,7 +47,7 @@ class DiscoverySettings:
 
     source: SourceKind = setting(
         "kubernetes", flag="--source", env="SEEDSVC_SOURCE", parse=values.one_of(SourceKind),
-        metavar="SOURCE", help="where candidates come from: kubernetes, dns or static")
+        metavar="SOURCE", help="where candidates come from: kubernetes, dns, static or relay")
     service: str = setting(
         "cassandra", flag="--service", env="CASSANDRA_SERVICE",
         parse=values.matching(values.DNS1035_LABEL, "Service name"), metavar="NAME",
@@ -208,6 +210,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     state: StateSettings = field(default_factory=StateSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
 
     @classmethod
     def build(cls, **changes: Any) -> Settings:
@@ -317,7 +320,8 @@ def _check_consistency(settings: Settings) -> None:
             f"invalid SEEDSVC_DNS_MIN_REFRESH={settings.dns.min_refresh:g}: "
             f"greater than SEEDSVC_DNS_MAX_REFRESH={settings.dns.max_refresh:g}"
         )
-    problem = federation_settings.check(settings.federation)
+    problem = federation_settings.check(settings.federation) or relay_settings.check(
+        settings.relay, settings.discovery.source, settings.identity.pod_ip)
     if problem is not None:
         raise ConfigError(problem)
 

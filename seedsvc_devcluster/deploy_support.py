@@ -21,7 +21,7 @@ ENTRYPOINT = DEPLOY / "images" / "cassandra-entrypoint.sh"
 CASSANDRA_DOCKERFILE = DEPLOY / "images" / "cassandra.Dockerfile"
 SIDECAR_DOCKERFILE = DEPLOY / "images" / "sidecar.Dockerfile"
 
-EXPECTED_OVERLAYS = ("daemonset", "deployment-emptydir", "dns-only", "endpoints-fallback", "statefulset")
+EXPECTED_OVERLAYS = ("daemonset", "deployment-emptydir", "dns-only", "endpoints-fallback", "relay", "statefulset")
 WORKLOAD_KINDS = ("StatefulSet", "DaemonSet", "Deployment")
 SIDECAR = "seedsvc"
 CASSANDRA = "cassandra"
@@ -90,7 +90,9 @@ def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
 
 
 def workloads(objects: list[Obj]) -> list[Obj]:
-    return of_kind(objects, *WORKLOAD_KINDS)
+    """The Cassandra workloads (the relay overlay's seedsvc-relay Deployment is not one)."""
+    return [o for o in of_kind(objects, *WORKLOAD_KINDS)
+            if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == CASSANDRA]
 
 
 def pod_spec(workload: Obj) -> Obj:

@@ -252,7 +252,10 @@ def test_api_access_is_granted_exactly_where_the_source_needs_it(overlay: str) -
                                             "namespace": "cassandra"}]
         else:
             assert not token_volumes
-            assert not roles and not d.of_kind(objects, "RoleBinding")
+            # No Role reaches the Cassandra pods' account (relay mode: only the relays' account has one).
+            bound = [b for b in d.of_kind(objects, "RoleBinding")
+                     if any(s["name"] == spec["serviceAccountName"] for s in b["subjects"])]
+            assert not bound and (not roles or env.get("SEEDSVC_SOURCE") == "relay")
             for c in d.all_containers(spec):
                 assert not any("serviceaccount" in m["mountPath"] for m in c.get("volumeMounts") or [])
         assert d.one(objects, "ServiceAccount", spec["serviceAccountName"])["automountServiceAccountToken"] is False
@@ -291,7 +294,7 @@ def test_bootstrap_without_islands_is_possible_and_safe(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_disruption_budget_fits_the_workload(overlay: str) -> None:
     objects = list(rendered(overlay))
-    budget = d.one(objects, "PodDisruptionBudget")["spec"]
+    budget = d.one(objects, "PodDisruptionBudget", "cassandra")["spec"]
     if d.of_kind(objects, "DaemonSet"):
         # No scale subresource behind DaemonSet pods: only an integer minAvailable is honoured.
         assert "maxUnavailable" not in budget and isinstance(budget["minAvailable"], int)
@@ -1006,3 +1009,27 @@ def test_entrypoint_runs_other_commands_without_rendering(entrypoint_env: dict[s
     done = _entrypoint(entrypoint_env, "echo", "hello")
     assert (done.returncode, done.stdout) == (0, "hello\n")
     assert not Path(entrypoint_env["CASSANDRA_CONF"], "cassandra.yaml").exists()
+
+
+@controlplane
+def test_relay_overlay_grants_the_endpointslice_watch_to_the_relays_alone() -> None:
+    objects = list(rendered("relay"))
+    relay = d.one(objects, "Deployment", "seedsvc-relay")
+    spec = d.pod_spec(relay)
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert "POD_NAME" not in env and "POD_IP" not in env, "a relay has no pod identity"
+    assert env["SEEDSVC_SOURCE"] == "kubernetes"
+    assert relay["spec"]["replicas"] >= 2
+    assert d.one(objects, "PodDisruptionBudget", "seedsvc-relay")["spec"]["maxUnavailable"] == 1
+    (role,) = d.of_kind(objects, "Role")
+    assert role["rules"] == [{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                              "verbs": ["get", "list", "watch"]}]
+    (binding,) = d.of_kind(objects, "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": spec["serviceAccountName"],
+                                    "namespace": "cassandra"}]
+    service = d.one(objects, "Service", "seedsvc-relay")
+    assert service["spec"]["selector"].items() <= relay["spec"]["template"]["metadata"]["labels"].items()
+    (cassandra,) = d.workloads(objects)
+    sidecar = {e["name"]: e.get("value") for e in d.container(d.pod_spec(cassandra), d.SIDECAR)["env"]}
+    assert sidecar["SEEDSVC_RELAY_URLS"] == f"http://seedsvc-relay:{service['spec']['ports'][0]['port']}"
+    assert sidecar["CASSANDRA_SERVICE_NUM_SEEDS"] == env["CASSANDRA_SERVICE_NUM_SEEDS"]

@@ -145,6 +145,7 @@ SAMPLES = {
     "log_format": "json", "log_level": "info", "state_file": "/var/lib/seeds.json",
     "datacenter": "dc1", "peers": "dc2=http://10.0.2.1:8080", "peer_count": "2",
     "peer_ca_file": "/etc/seedsvc/peers-ca.crt", "bootstrap_datacenter": "dc1", "peer_expiry": "86400",
+    "relay_urls": "http://seedsvc-relay.db.svc:8080,http://10.0.3.1:8080",
 }
 
 

@@ -17,6 +17,10 @@ def build_source(settings: Settings) -> Source:
         from seedsvc.sources.dns import DnsSource
 
         return DnsSource(settings)
+    if settings.discovery.source == "relay":
+        from seedsvc.sources.relay import build_relay_source
+
+        return build_relay_source(settings)
     from seedsvc.sources.kubernetes import KubernetesSource
 
     return KubernetesSource(settings)
@@ -31,6 +35,10 @@ async def diagnose(settings: Settings) -> list[Check]:
         from seedsvc.sources.dns import diagnose as diagnose_dns
 
         return await diagnose_dns(settings)
+    if settings.discovery.source == "relay":
+        from seedsvc.sources.relay import diagnose as diagnose_relay
+
+        return await diagnose_relay(settings)
     from seedsvc.sources.kubernetes import diagnose as diagnose_kubernetes
 
     return await diagnose_kubernetes(settings)

@@ -13,12 +13,12 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
 
-from seedsvc.records import InvalidAddress, normalize_address
+from seedsvc.records import Endpoint, InvalidAddress, normalize_address
 from seedsvc.sources.backoff import Backoff
 from seedsvc.sources.events import Failure
 
@@ -53,6 +53,18 @@ class PeerAnswer:
 
     seeds: tuple[str, ...]
     generation: int | None
+    endpoints: tuple[Endpoint, ...] = ()
+    """Only in a relay's answer (``scope=relay``): the records the caller runs select() on."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """Which view of the peer is polled and how its body is read: ``parse`` returns the answer
+    without its generation, or raises PeerError("bad_response")."""
+
+    scope: str
+    accept: str
+    parse: Callable[[bytes], PeerAnswer]
 
 
 PeerEvent = PeerAnswer | Failure
@@ -101,6 +113,14 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
+def parse_datacenter_answer(body: bytes) -> PeerAnswer:
+    return PeerAnswer(parse_peer_seeds(body), None)
+
+
+DATACENTER_VIEW = PeerView("datacenter", "text/plain", parse_datacenter_answer)
+"""A peer DC's seed set, as text (DESIGN.md section 7)."""
+
+
 class PeerClient:
     """Long-polls one peer forever; yields a :class:`PeerAnswer` per answer, a :class:`Failure` per
     failed attempt (then waits a capped, jittered backoff)."""
@@ -112,8 +132,10 @@ class PeerClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        view: PeerView = DATACENTER_VIEW,
     ) -> None:
         self.config = config
+        self.view = view
         self._backoff = Backoff(maximum=config.backoff_max, rng=rng or random.Random())
         self._sleep = sleep
         self._clock = clock
@@ -138,7 +160,7 @@ class PeerClient:
                     await self._sleep(delay)
                     continue
                 self._backoff.reset()
-                unchanged = last is not None and answer.seeds == last.seeds
+                unchanged = last is not None and (answer.seeds, answer.endpoints) == (last.seeds, last.endpoints)
                 last = answer
                 yield answer
                 if unchanged and self._clock() - started < MIN_POLL_INTERVAL:
@@ -148,14 +170,14 @@ class PeerClient:
         self, session: aiohttp.ClientSession, last: PeerAnswer | None, etag: str | None
     ) -> tuple[PeerAnswer, str | None]:
         config = self.config
-        params = {"scope": "datacenter"}
+        params = {"scope": self.view.scope}
         wait = 0.0
         if last is not None and last.generation is not None:
             # Only with a generation to wait past: without one the server would wait for the next
             # change, and a first request must learn the current list at once.
             wait = config.wait
             params |= {"wait": f"{wait:g}", "generation": str(last.generation)}
-        headers = {"Accept": "text/plain"}
+        headers = {"Accept": self.view.accept}
         if etag is not None and last is not None:
             headers["If-None-Match"] = etag
         limit = wait + config.request_timeout
@@ -166,10 +188,11 @@ class PeerClient:
                                    allow_redirects=False) as response:
                 generation = _generation(response.headers.get("X-Seedsvc-Generation"))
                 if response.status == 304 and last is not None:
-                    return PeerAnswer(last.seeds, generation), etag
+                    return replace(last, generation=generation), etag
                 body = await _bounded_body(response, config.max_body)
                 if response.status == 200:
-                    return PeerAnswer(parse_peer_seeds(body), generation), response.headers.get("ETag")
+                    answer = replace(self.view.parse(body), generation=generation)
+                    return answer, response.headers.get("ETag")
                 raise PeerError(_status_reason(response.status), f"{response.status}: {_first_line(body)}")
         except PeerError:
             raise

@@ -16,6 +16,7 @@ from seedsvc.discovery import Discovery
 from seedsvc.federated_discovery import build_federation
 from seedsvc.settings import Settings
 from seedsvc.sources.factory import build_source
+from seedsvc.sources.relay_publisher import RelayPublisher, RelayState, is_relay
 from seedsvc.state import SeedState, StateFile, StateFileError
 from seedsvc_sidecar.admission import GuardedSite, Limits
 from seedsvc_sidecar.health import Health
@@ -53,20 +54,24 @@ def build_app(settings: Settings) -> web.Application:
     restore_state(state, settings.state.file)
     metrics = Metrics(state, source=settings.discovery.source)
     health = Health()
+    # A relay (no pod identity) also answers scope=relay for sidecars in relay mode.
+    relay_state = RelayState() if is_relay(settings) else None
+    observer = metrics if relay_state is None else RelayPublisher(metrics, relay_state, settings.selection.count)
     limits = Limits.from_settings(settings)
     if settings.federation.datacenter is not None:
         scope_state = SeedState()
-        app = make_app(state=state, health=health, metrics=metrics, limits=limits, scope_state=scope_state)
-        federated = build_federation(settings, served=state, scope=scope_state, observer=metrics)
+        app = make_app(state=state, health=health, metrics=metrics, limits=limits, scope_state=scope_state,
+                       relay_state=relay_state)
+        federated = build_federation(settings, served=state, scope=scope_state, observer=observer)
         app.cleanup_ctx.append(_background("discovery", federated.run, health))
         return app
-    app = make_app(state=state, health=health, metrics=metrics, limits=limits)
+    app = make_app(state=state, health=health, metrics=metrics, limits=limits, relay_state=relay_state)
     discovery = Discovery(
         source=build_source(settings),
         policy=settings.selection,
         identity=settings.identity,
         state=state,
-        observer=metrics,
+        observer=observer,
         state_file=StateFile(settings.state.file) if settings.state.file else None,
     )
     app.cleanup_ctx.append(_background("discovery", discovery.run, health))

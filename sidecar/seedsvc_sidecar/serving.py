@@ -71,8 +71,9 @@ class SeedsQuery:
     as_json: bool = False
     wait: float = 0.0
     generation: int | None = None
-    datacenter_scope: bool = False
-    """``scope=datacenter``: this DC's own seed set, what peer DCs poll (docs/design.md section 8)."""
+    scope: str | None = None
+    """``datacenter``: this DC's own seed set, what peer DCs poll (docs/design.md section 8); ``relay``: a
+    relay's digest for sidecars in relay mode (docs/design.md, "Relay mode")."""
 
 
 def show(value: str, limit: int = 60) -> str:
@@ -126,9 +127,9 @@ def parse_seeds_query(params: Iterable[tuple[str, str]], accept: str | None) -> 
             raise BadRequest(f"invalid generation={show(raw)}: expected a non-negative integer")
         generation = int(raw)
     scope = seen.get("scope")
-    if scope is not None and scope != "datacenter":
-        raise BadRequest(f"invalid scope={show(scope)}: expected datacenter")
-    return SeedsQuery(as_json=as_json, wait=wait, generation=generation, datacenter_scope=scope is not None)
+    if scope is not None and scope not in ("datacenter", "relay"):
+        raise BadRequest(f"invalid scope={show(scope)}: expected datacenter or relay")
+    return SeedsQuery(as_json=as_json, wait=wait, generation=generation, scope=scope)
 
 
 def parse_wait(raw: str) -> float:
@@ -272,6 +273,7 @@ def method_not_allowed_reply(method: str, path: str, allowed: Iterable[str]) -> 
 
 STATE = web.AppKey("state", SeedState)
 SCOPE_STATE = web.AppKey("scope_state", SeedState)
+RELAY_STATE = web.AppKey("relay_state", SeedState)
 HEALTH = web.AppKey("health", Health)
 METRICS = web.AppKey("metrics", Metrics)
 STOPPING = web.AppKey("stopping", asyncio.Event)
@@ -282,10 +284,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def make_app(
     *, state: SeedState, health: Health, metrics: Metrics, limits: Limits | None = None,
-    scope_state: SeedState | None = None,
+    scope_state: SeedState | None = None, relay_state: SeedState | None = None,
 ) -> web.Application:
     """The HTTP API over ``state``; ``metrics`` supplies the registry and records request latency.
-    ``scope_state`` (several DCs) answers ``/seeds?scope=datacenter``.
+    ``scope_state`` (several DCs) answers ``/seeds?scope=datacenter``, ``relay_state`` (a relay)
+    ``/seeds?scope=relay``.
 
     ``limits`` caps long-polls here; the connection caps and timeouts need the app served through
     :class:`~seedsvc_sidecar.admission.GuardedSite` with ``app[ADMISSION]``. Long-lived tasks
@@ -296,6 +299,8 @@ def make_app(
     app[STATE] = state
     if scope_state is not None:
         app[SCOPE_STATE] = scope_state
+    if relay_state is not None:
+        app[RELAY_STATE] = relay_state
     app[HEALTH] = health
     app[METRICS] = metrics
     app[STOPPING] = asyncio.Event()
@@ -317,10 +322,14 @@ async def _seeds(request: web.Request) -> web.StreamResponse:
     except BadRequest as exc:
         return respond(text_reply(400, str(exc)))
     state, admission = request.app[STATE], request.app[ADMISSION]
-    if query.datacenter_scope:
+    if query.scope == "datacenter":
         if SCOPE_STATE not in request.app:
             return respond(text_reply(400, "scope=datacenter needs SEEDSVC_DATACENTER (--datacenter) on this sidecar"))
         state = request.app[SCOPE_STATE]
+    elif query.scope == "relay":
+        if RELAY_STATE not in request.app:
+            return respond(text_reply(400, "scope=relay is answered by relays only (no POD_NAME or POD_IP)"))
+        state = request.app[RELAY_STATE]
     if not will_wait(state.snapshot, query):
         snapshot = state.snapshot
     else:
