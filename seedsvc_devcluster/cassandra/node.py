@@ -165,6 +165,7 @@ class CassandraNode:
                 num_tokens=self.num_tokens,
                 snitch=self.snitch,
                 overrides=self.yaml_overrides,
+                legacy_keys=self.release.legacy_yaml_keys,
             )
         )
         (self.conf_dir / "logback.xml").write_text(render_logback_xml(self.log_path, self.log_levels))
@@ -348,7 +349,7 @@ class CassandraNode:
         if not self.jmx_port:
             raise CassandraHarnessError(f"{self} was started without JMX (jmx=False)")
         return run_nodetool(
-            java=self._java(),
+            java=find_java(self.release.tool_java_major, self.release.tool_java_home_candidates),
             home=ensure_distribution(self.version),
             release=self.release,
             jmx_port=self.jmx_port,
