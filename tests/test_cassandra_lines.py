@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seedsvc_devcluster import cassandra as harness
+from seedsvc_devcluster.cassandra.java import find_java, java_major
 from seedsvc_devcluster.cassandra.release import RELEASES, Release
 from seedsvc_devcluster.controlplane import ControlPlane
 from seedsvc_devcluster.pods import Sidecar, incluster_sidecar_env
@@ -318,6 +320,37 @@ def test_node_back_on_a_new_ip_rejoins(ring: LineRing) -> None:
         assert moved.grep_log(committed, since_start=True), moved.diagnostics()
     poll(lambda: _up_normal(other) == {other.address, new_ip}, 120, f"{stayer} to see {new_ip} UN", 1.0)
     status = other.nodetool("status")
-    assert old_ip not in status, status
+    assert not re.search(rf"\s{re.escape(old_ip)}\s", status), status  # the old address is gone
     poll(lambda: _gossiper_seeds(other) == [new_ip], 60, f"{stayer}'s Gossiper seeds = [the new address]")
     assert ring.keeper.errors == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Without a JVM: what each line is launched with
+# --------------------------------------------------------------------------------------------------
+
+
+def test_each_line_finds_a_java_of_its_major() -> None:
+    for release in RELEASES:
+        java = find_java(release.java_major, release.java_home_candidates)
+        assert java_major(java.parent.parent) == release.java_major, (release.line, java)
+        tool = find_java(release.tool_java_major, release.tool_java_home_candidates)
+        assert java_major(tool.parent.parent) == 17
+
+
+def test_versions_map_to_their_lines_and_others_are_refused() -> None:
+    assert [harness.release_for(r.version).line for r in RELEASES] == ["4.0", "4.1", "5.0", "6.0"]
+    assert harness.release_for("6.0-alpha2").cluster_metadata_service
+    with pytest.raises(harness.CassandraHarnessError, match=r"3\.11\.19: this harness runs release lines"):
+        harness.release_for("3.11.19")
+
+
+def test_cassandra_4_0_gets_the_old_yaml_key_names(tmp_path: Path) -> None:
+    node = harness.CassandraNode("127.0.60.1", tmp_path / "n", version="4.0.19")
+    node.write_config()
+    config = yaml.safe_load(node.config_path.read_text())
+    assert config["commitlog_sync_period_in_ms"] == 10000 and config["file_cache_size_in_mb"] == 32
+    assert not {"commitlog_sync_period", "file_cache_size", "memtable_heap_space"} & set(config)
+    newer = harness.CassandraNode("127.0.60.1", tmp_path / "m", version="4.1.10")
+    newer.write_config()
+    assert yaml.safe_load(newer.config_path.read_text())["commitlog_sync_period"] == "10000ms"
