@@ -3,6 +3,8 @@
 #               /seeds changing live (DEMO_ARGS=--light: sidecars only)
 #   make test   build everything the tests need (cached under ~/.cache/seedsvc) and run every test
 #   make bench  run benchmarks/ and write benchmarks/results/report.md (BENCH_ARGS=--quick for a short run)
+#   make up     a local control plane + kubelet stand-in in the background (make down stops it);
+#               more by hand: seedsvc_devcluster/README.md
 #
 # Everything is installed by these targets: a virtualenv in .venv, the control-plane binaries built
 # from the Go module proxy, the Java shim built with Maven, Cassandra jars from Maven Central.
@@ -12,7 +14,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck pytest java prerequisites clean
+.PHONY: demo test bench lint typecheck pytest java prerequisites clean up down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +49,13 @@ demo: prerequisites
 bench: $(STAMP)
 	$(PY) -m seedsvc_devcluster.build
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+up: $(STAMP)
+	$(PY) -m seedsvc_devcluster.build
+	$(PY) -m seedsvc_devcluster up
+
+down: $(STAMP)
+	$(PY) -m seedsvc_devcluster down
 
 clean:
 	rm -rf $(VENV) java-shim/target .pytest_cache .mypy_cache .ruff_cache

@@ -30,12 +30,12 @@ from benchmarks.common import (
     human_bytes,
     log,
     request_counts,
-    rss_bytes,
     table,
 )
 from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, Restart, View
 from seedsvc.sources.kubernetes import KubernetesSource
+from seedsvc_devcluster.processes import rss_bytes
 
 NAMESPACE = "bench-api"
 HOUR = 3600.0

@@ -18,17 +18,16 @@ from benchmarks.common import (
     Cluster,
     LongPoller,
     cpu_seconds,
-    hwm_bytes,
     kubernetes_env,
     log,
     median,
     mib,
     ms,
-    rss_bytes,
     start_sidecar,
     summary,
     table,
 )
+from seedsvc_devcluster.processes import hwm_bytes, rss_bytes
 
 NAMESPACE = "bench-foot"
 CHURN_INTERVAL = 0.25

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import LOOPBACK, Cluster, log, median, ms, start_sidecar, table, wait_port
-from seedsvc_devcluster.controlplane import free_port
+from seedsvc_devcluster.ports import free_port
 
 SEEDS = "10.0.1.17,10.0.2.9,10.0.3.4"
 INSTALL = "apt-get update && apt-get install -y nginx-light wrk"

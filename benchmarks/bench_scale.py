@@ -26,7 +26,6 @@ from benchmarks.common import (
     median,
     mib,
     ms,
-    rss_bytes,
     start_sidecar,
     summary,
     table,
@@ -36,6 +35,7 @@ from seedsvc.records import Identity
 from seedsvc.selection import Policy, select
 from seedsvc.sources.kubernetes import watching
 from seedsvc.sources.kubernetes.parsing import from_endpoint_slices
+from seedsvc_devcluster.processes import rss_bytes
 
 NAMESPACE = "bench-scale"
 ZONES = ("zone-a", "zone-b", "zone-c")

@@ -13,26 +13,24 @@ import math
 import os
 import platform
 import re
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from seedsvc_devcluster import build
-from seedsvc_devcluster import k8s_objects as k8s
-from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, free_port
-from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
+from seedsvc_devcluster.local_cluster import LocalCluster
+from seedsvc_devcluster.polling import poll
+from seedsvc_devcluster.ports import free_port, tcp_connects
+from seedsvc_devcluster.sidecar_process import SidecarProcess, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -162,20 +160,6 @@ def tool_version(argv: list[str]) -> str:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def hwm_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -219,65 +203,22 @@ def count_delta(after: Mapping[str, float], before: Mapping[str, float]) -> dict
 # --- the cluster ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Cluster:
+class Cluster(LocalCluster):
     """One control plane (realistic CoreDNS caching) plus the kubelet stand-in, for the whole suite."""
 
-    workdir: Path
-    plane: ControlPlane = field(init=False)
-    kubelet: Kubelet = field(init=False)
-    startup_seconds: float = 0.0
-
-    def start(self) -> Cluster:
+    def __init__(self, workdir: Path) -> None:
         # kubeadm's default Corefile: `cache 30` and the kubernetes plugin's `ttl 30`.
         options = ControlPlaneOptions(coredns_cache_s=30, coredns_ttl_s=30)
-        self.plane = ControlPlane(self.workdir / "controlplane", options, bin_dir=build.ensure_built())
-        self.plane.start()
-        self.startup_seconds = self.plane.startup_seconds
-        self.kubelet = Kubelet.from_kubeconfig(self.plane.kubeconfig, KubeletOptions()).start()
+        super().__init__(workdir, options, bin_dir=build.ensure_built())
+
+    def start(self) -> Cluster:
+        super().start()
         return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.kubelet.stop()
-        self.plane.stop()
-
-    def admin_ssl(self) -> ssl.SSLContext:
-        pki = self.plane.directory / "pki"
-        context = ssl.create_default_context(cafile=str(self.plane.ca_file))
-        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        return context
-
-    def apply(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
-        version = obj["apiVersion"]
-        prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
-        plural = {"StatefulSet": "statefulsets", "RoleBinding": "rolebindings", "EndpointSlice": "endpointslices"}.get(
-            obj["kind"], obj["kind"].lower() + "s")
-        return self.plane.api("POST", f"{prefix}/namespaces/{namespace}/{plural}", obj)  # type: ignore[no-any-return]
 
     def namespace(self, name: str, *, rbac: bool = True, endpoints_rbac: bool = False) -> Path | None:
         """Create a namespace with the sidecar's ServiceAccount and Role; returns its in-cluster files."""
-        self.plane.api("POST", "/api/v1/namespaces",
-                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-        deadline = time.monotonic() + 30
-        while not self.plane.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"namespace {name} never got its default ServiceAccount")
-            time.sleep(0.1)
-        if rbac:
-            role = k8s.role_for_endpointslices()
-            if endpoints_rbac:
-                role["rules"].append({"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get", "list", "watch"]})
-            for obj in (k8s.service_account("seedsvc"), role, k8s.role_binding("seedsvc", "seedsvc", "seedsvc", name)):
-                self.apply(name, obj)
-        else:
-            return None
-        return self.plane.write_incluster_files(name, "seedsvc", self.workdir / "sa" / name)
-
-    def statefulset(self, namespace: str, name: str, replicas: int) -> list[dict[str, Any]]:
-        self.apply(namespace, k8s.headless_service(name))
-        self.apply(namespace, k8s.statefulset(name, replicas))
-        return self.kubelet.wait_for_pods(namespace, f"app={name}", replicas, ready=True, timeout=90)
+        self.create_namespace(name)
+        return self.grant_seedsvc(name, endpoints=endpoints_rbac) if rbac else None
 
 
 def pod_status_patch(ready: bool) -> dict[str, Any]:
@@ -328,65 +269,47 @@ class AsyncApi:
 
 @dataclass
 class Sidecar:
-    """A real `python -m seedsvc serve` on 127.0.0.1."""
+    """A real `python -m seedsvc serve` on 127.0.0.1 at a port chosen here (see :class:`SidecarProcess`)."""
 
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    started_at: float
+    process: SidecarProcess
+
+    @property
+    def name(self) -> str:
+        return self.process.name
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return self.process.url
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        pid = self.process.pid
+        assert pid is not None, f"sidecar {self.name} was never launched"
+        return pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes, Mapping[str, str]]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-                return response.status, response.read(), dict(response.headers)
-        except urllib.error.HTTPError as error:
-            return error.code, error.read(), dict(error.headers)
+        answer = self.process.get(path, timeout=timeout)
+        if answer.status == 0:
+            raise OSError(answer.body)
+        return answer.status, answer.body.encode(), answer.headers
 
     def wait_ready(self, timeout: float = 60.0, interval: float = 0.01) -> float:
         """Seconds from process start to the first /readyz 200 (polled every `interval`)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sidecar {self.name} exited: {self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                status, _, _ = self.get("/readyz", timeout=1.0)
-                if status == 200:
-                    return time.monotonic() - self.started_at
-            time.sleep(interval)
-        raise RuntimeError(f"sidecar {self.name} not ready after {timeout:.0f}s; see {self.log_path}")
+        return self.process.wait_ready(timeout, interval)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.process.stop()
 
 
 def start_sidecar(name: str, env: Mapping[str, str], log_dir: Path) -> Sidecar:
-    port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    full_env.update({"SEEDSVC_HOST": LOOPBACK, "SEEDSVC_PORT": str(port), "SEEDSVC_LOG_LEVEL": "warning",
-                     "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "sidecar")])})
-    full_env.update(env)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"sidecar-{name}.log"
-    with log_path.open("wb") as handle:
-        started = time.monotonic()
-        process = subprocess.Popen([PYTHON, "-m", "seedsvc", "serve"], env=full_env, cwd=ROOT, stdout=handle,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Sidecar(name, process, port, log_path, started)
+    """Launch (do not wait: ``wait_ready`` times the start-up) a sidecar logging warnings only."""
+    settings = {"SEEDSVC_HOST": LOOPBACK, "SEEDSVC_PORT": str(free_port()), "SEEDSVC_LOG_LEVEL": "warning"}
+    process = SidecarProcess(name, clean_env({**settings, **env}), log_dir / f"sidecar-{name}.log")
+    return Sidecar(process.launch())
 
 
 def kubernetes_env(cluster: Cluster, namespace: str, sa_dir: Path, service: str, *,
@@ -537,9 +460,5 @@ def api_target(cluster: Cluster) -> tuple[str, int]:
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listening on {LOOPBACK}:{port} after {timeout:.0f}s")
+    poll(lambda: tcp_connects(LOOPBACK, port, 0.5), timeout=timeout, what=f"a listener on {LOOPBACK}:{port}",
+         interval=0.02)

@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from seedsvc_devcluster import processes
+from seedsvc_devcluster import paths, processes
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = paths.REPO_ROOT
 CONTROLPLANE_DIR = REPO_ROOT / "seedsvc_devcluster" / "go"
 VERSIONS_FILE = CONTROLPLANE_DIR / "versions.env"
 
@@ -119,13 +119,8 @@ def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
 
 
 def cache_root() -> Path:
-    """``$SEEDSVC_CACHE_DIR`` or ``$XDG_CACHE_HOME/seedsvc`` or ``~/.cache/seedsvc``, plus controlplane."""
-    explicit = os.environ.get("SEEDSVC_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "controlplane"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "seedsvc" / "controlplane"
+    """Where built binaries are cached: ``paths.cache_dir("controlplane")``."""
+    return paths.cache_dir("controlplane")
 
 
 def _go() -> str:

@@ -13,53 +13,29 @@ exactly as in a pod (in-cluster token files, POD_NAME/POD_IP from the pod, the R
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seedsvc_devcluster import build
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
-from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions, pod_is_ready
+from seedsvc_devcluster.kubelet import pod_is_ready
+from seedsvc_devcluster.local_cluster import LocalCluster
+from seedsvc_devcluster.sidecar_process import SidecarProcess, clean_env
 from seedsvc_devcluster.system import System, running_system
 
 NAMESPACE = "demo"
 READY_ANNOTATION = "kubelet.seedsvc.test/ready"
-LISTENING = re.compile(r"listening on http://(?P<host>[^:/\s]+):(?P<port>\d+)")
 
 
-@dataclass
-class Sidecar:
-    pod: str
-    ip: str
-    process: subprocess.Popen[str]
-    url: str
-
-    def seeds(self) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url + "/seeds", timeout=2) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode().strip()
-        except OSError as error:
-            return 0, str(error)
-
-
-def start_sidecar(plane: ControlPlane, pod: dict[str, Any], sa_dir: Path, log_dir: Path) -> Sidecar:
+def start_sidecar(plane: ControlPlane, pod: dict[str, Any], sa_dir: Path, log_dir: Path) -> SidecarProcess:
+    """The pod's sidecar as a pod would run it: in-cluster token files, POD_NAME/POD_IP, any free port."""
     name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
     env = {
-        **os.environ,
         **plane.incluster_env(),
         "SEEDSVC_SERVICEACCOUNT_DIR": str(sa_dir),
         "POD_NAME": name,
@@ -70,24 +46,10 @@ def start_sidecar(plane: ControlPlane, pod: dict[str, Any], sa_dir: Path, log_di
         "SEEDSVC_PORT": "0",
         "SEEDSVC_FLAP_GRACE": "5",
     }
-    env.pop("KUBECONFIG", None)
-    log = (log_dir / f"sidecar-{name}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "seedsvc", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
-    deadline = time.monotonic() + 30
-    log_path = log_dir / f"sidecar-{name}.log"
-    while time.monotonic() < deadline:
-        match = LISTENING.search(log_path.read_text())
-        if match:
-            return Sidecar(name, ip, process, f"http://{match['host']}:{match['port']}")
-        if process.poll() is not None:
-            raise RuntimeError(f"sidecar for {name} exited: {log_path.read_text()[-2000:]}")
-        time.sleep(0.1)
-    raise RuntimeError(f"sidecar for {name} did not report its port; see {log_path}")
+    return SidecarProcess(name, clean_env(env), log_dir / f"sidecar-{name}.log").start()
 
 
-def show(step: str, plane: ControlPlane, sidecars: list[Sidecar]) -> None:
+def show(step: str, plane: ControlPlane, sidecars: list[SidecarProcess]) -> None:
     time.sleep(1.5)  # a demo pause so the watch has delivered the change; tests wait on conditions
     pods = plane.api("GET", f"/api/v1/namespaces/{NAMESPACE}/pods?labelSelector=app%3Dcassandra")["items"]
     ready = {
@@ -98,52 +60,21 @@ def show(step: str, plane: ControlPlane, sidecars: list[Sidecar]) -> None:
     }
     print(f"\n== {step}")
     for sidecar in sidecars:
-        status, body = sidecar.seeds()
-        state = "ready  " if ready.get(sidecar.pod) else "unready"
-        print(f"  {sidecar.pod:12} {sidecar.ip:12} {state}  GET /seeds -> {status} {body}")
+        status, _, body = sidecar.seeds()
+        state = "ready  " if ready.get(sidecar.name) else "unready"
+        print(f"  {sidecar.name:12} {sidecar.env['POD_IP']:12} {state}  GET /seeds -> {status} {body}")
 
 
-@contextlib.contextmanager
-def running_cluster(workdir: Path) -> Iterator[tuple[ControlPlane, Kubelet]]:
-    print("building or reusing the control plane binaries (cached under ~/.cache/seedsvc) ...", flush=True)
-    plane = ControlPlane(workdir / "controlplane", ControlPlaneOptions(), bin_dir=build.ensure_built())
-    plane.start()
-    print(f"control plane up in {plane.startup_seconds:.1f}s: {plane.server} (kubeconfig {plane.kubeconfig})")
-    kubelet = Kubelet.from_kubeconfig(plane.kubeconfig, KubeletOptions()).start()
-    try:
-        yield plane, kubelet
-    finally:
-        kubelet.stop()
-        plane.stop()
-
-
-def apply(plane: ControlPlane, obj: dict[str, Any]) -> None:
-    version = obj["apiVersion"]
-    prefix = "/api/v1" if version == "v1" else f"/apis/{version}"
-    plural = {"StatefulSet": "statefulsets", "RoleBinding": "rolebindings"}.get(obj["kind"], obj["kind"].lower() + "s")
-    plane.api("POST", f"{prefix}/namespaces/{NAMESPACE}/{plural}", obj)
-
-
-def tour(plane: ControlPlane, kubelet: Kubelet, workdir: Path) -> list[Sidecar]:
-    plane.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    kubelet_wait = time.monotonic() + 30
-    while not plane.exists(f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default"):
-        if time.monotonic() > kubelet_wait:
-            raise RuntimeError("namespace never got its default ServiceAccount")
-        time.sleep(0.2)
-    for obj in (
-        k8s.service_account("seedsvc"),
-        k8s.role_for_endpointslices(),
-        k8s.role_binding("seedsvc", "seedsvc", "seedsvc", NAMESPACE),
-        k8s.headless_service(),
-    ):
-        apply(plane, obj)
+def tour(cluster: LocalCluster, workdir: Path) -> list[SidecarProcess]:
+    cluster.create_namespace(NAMESPACE)
+    sa_dir = cluster.grant_seedsvc(NAMESPACE)
+    cluster.apply(NAMESPACE, k8s.headless_service())
     statefulset = k8s.statefulset(replicas=3)
     # Pods start unready, as Cassandra does until it has joined; the tour readies them one by one.
     statefulset["spec"]["template"]["metadata"]["annotations"] = {READY_ANNOTATION: "false"}
-    apply(plane, statefulset)
+    cluster.apply(NAMESPACE, statefulset)
+    kubelet, plane = cluster.kubelet, cluster.plane
     pods = kubelet.wait_for_pods(NAMESPACE, "app=cassandra", 3, ready=False)
-    sa_dir = plane.write_incluster_files(NAMESPACE, "seedsvc", workdir / "serviceaccount")
     sidecars = [start_sidecar(plane, pod, sa_dir, workdir) for pod in pods]
 
     show("3 pods, none ready: only cassandra-0 may seed itself; the others wait (503), no islands", plane, sidecars)
@@ -236,10 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.light:
             full_tour(workdir, hold=not args.no_hold)
             return 0
-        sidecars: list[Sidecar] = []
-        with running_cluster(workdir) as (plane, kubelet):
+        sidecars: list[SidecarProcess] = []
+        print("building or reusing the control plane binaries (cached under ~/.cache/seedsvc) ...", flush=True)
+        with LocalCluster(workdir, bin_dir=build.ensure_built()) as cluster:
+            plane = cluster.plane
+            print(f"control plane up in {plane.startup_seconds:.1f}s: {plane.server} (kubeconfig {plane.kubeconfig})")
             try:
-                sidecars = tour(plane, kubelet, workdir)
+                sidecars = tour(cluster, workdir)
                 print("\nTry it yourself:")
                 for sidecar in sidecars:
                     print(f"  curl -s {sidecar.url}/seeds; curl -s '{sidecar.url}/seeds?format=json'")
@@ -253,10 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                     wait_for_ctrl_c()
             finally:
                 for sidecar in sidecars:
-                    sidecar.process.terminate()
+                    sidecar.terminate()
                 for sidecar in sidecars:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        sidecar.process.wait(timeout=10)
+                    sidecar.stop()
     return 0
 
 

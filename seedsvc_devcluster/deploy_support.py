@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy"
+from seedsvc_devcluster.paths import DEPLOY_DIR, REPO_ROOT
+
+REPO = REPO_ROOT
+DEPLOY = DEPLOY_DIR
 OVERLAYS_DIR = DEPLOY / "overlays"
 ENTRYPOINT = DEPLOY / "images" / "cassandra-entrypoint.sh"
 CASSANDRA_DOCKERFILE = DEPLOY / "images" / "cassandra.Dockerfile"

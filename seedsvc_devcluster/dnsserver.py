@@ -1,4 +1,4 @@
-"""A real CoreDNS on loopback serving a zone the test writes, for the DNS source's tests.
+"""A real CoreDNS on loopback serving a zone the caller writes, for testing the DNS source.
 
 CoreDNS runs with the ``file`` plugin (https://coredns.io/plugins/file/) serving one zone from a file
 this module writes. ``set_records()`` rewrites the file with a higher SOA serial; the plugin's
@@ -22,12 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
-import os
 import signal
-import socket
-import subprocess
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -39,7 +34,7 @@ import dns.query
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
-from seedsvc_devcluster import build
+from seedsvc_devcluster import build, polling, ports, processes
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -119,8 +114,7 @@ class CoreDns:
         self.port = 0
         self.corefile = directory / "Corefile"
         self.log_path = directory / "coredns.log"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._paused = False
+        self._process: processes.ChildProcess | None = None
 
     def zone_file(self, origin: str) -> Path:
         return self.directory / f"db.{origin.rstrip('.')}"
@@ -145,7 +139,7 @@ class CoreDns:
         # The port is free when probed and taken by CoreDNS a moment later; another process may win
         # the race, so a start that fails to bind is tried again on a new port.
         for _ in range(3):
-            self.port = _free_udp_and_tcp_port()
+            self.port = ports.free_port(udp_too=True)
             self.corefile.write_text(self._corefile())
             self._spawn()
             try:
@@ -163,32 +157,20 @@ class CoreDns:
         if process is None:
             return
         atexit.unregister(self.stop)
-        with contextlib.suppress(ProcessLookupError):
-            if self._paused:
-                os.killpg(process.pid, signal.SIGCONT)  # a stopped process would never see SIGTERM
-            os.killpg(process.pid, signal.SIGTERM)
-        self._paused = False
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT_S)
+        process.stop(STOP_TIMEOUT_S)  # sends SIGCONT first: a paused process would never see SIGTERM
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running()
 
     def pause(self) -> None:
         """Stop answering (SIGSTOP): every query times out until ``resume()``."""
         assert self._process is not None, "CoreDNS is not running"
-        os.killpg(self._process.pid, signal.SIGSTOP)
-        self._paused = True
+        self._process.signal(signal.SIGSTOP)
 
     def resume(self) -> None:
         assert self._process is not None, "CoreDNS is not running"
-        os.killpg(self._process.pid, signal.SIGCONT)
-        self._paused = False
+        self._process.signal(signal.SIGCONT)
 
     def set_records(self, records: Iterable[str], *, origin: str | None = None) -> int:
         """Replace every record but SOA/NS of a zone with ``records``; returns the new serial. CoreDNS
@@ -228,10 +210,7 @@ class CoreDns:
         return None
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return processes.log_tail(self.log_path, lines)
 
     # -- internals --
 
@@ -260,59 +239,28 @@ class CoreDns:
         scratch.replace(path)
 
     def _spawn(self) -> None:
-        # PDEATHSIG fires when the thread that forked exits, so only from the main thread (which lives
-        # as long as the test process); stop() from the fixture finaliser and atexit cover the rest.
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [str(self.binary), "-conf", str(self.corefile)],
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group, so stop() reaches everything it started
-                preexec_fn=_die_with_parent if in_main_thread else None,
-            )
+        argv = [str(self.binary), "-conf", str(self.corefile)]
+        self._process = processes.ChildProcess("coredns", argv, self.log_path, cwd=self.directory).start()
         atexit.register(self.stop)
 
     def _wait_answering(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
         query = dns.message.make_query(self.origin, dns.rdatatype.SOA)
-        while True:
-            if self._process is None or self._process.poll() is not None:
+
+        def alive() -> None:
+            if self._process is None or not self._process.running():
                 raise DnsServerError(f"CoreDNS exited at start; last log lines:\n{self.log_tail()}")
-            with contextlib.suppress(dns.exception.Timeout, OSError):
+
+        def answers() -> bool:
+            try:
                 dns.query.udp(query, LOOPBACK, timeout=0.2, port=self.port)
-                return
-            if time.monotonic() > deadline:
-                raise DnsServerError(
-                    f"CoreDNS did not answer within {START_TIMEOUT_S:g}s; last log lines:\n{self.log_tail()}"
-                )
-            time.sleep(0.05)
+            except (dns.exception.Timeout, OSError):
+                return False
+            return True
 
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: the kernel SIGKILLs CoreDNS if pytest dies, even by
-    SIGKILL, so no test run can leave one behind."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _free_udp_and_tcp_port() -> int:
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((LOOPBACK, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
-    raise DnsServerError("no loopback port free for both UDP and TCP")
+        try:
+            polling.poll(answers, timeout=START_TIMEOUT_S, what="CoreDNS to answer", interval=0.05, alive=alive)
+        except polling.PollTimeout as exc:
+            raise DnsServerError(f"{exc}; last log lines:\n{self.log_tail()}") from None
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ import http.client
 import ipaddress
 import json
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +33,8 @@ from typing import Any, TypeVar
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from seedsvc_devcluster.controlplane import kube_json
+from seedsvc_devcluster import polling, ports
+from seedsvc_devcluster.api_client import kube_json
 
 READY_ANNOTATION = "kubelet.seedsvc.test/ready"
 TERMINATION_DELAY_ANNOTATION = "kubelet.seedsvc.test/termination-delay-seconds"
@@ -445,7 +445,7 @@ class Kubelet:
             return False
         timeout = min(float(probe.get("timeoutSeconds", 1)), self.options.probe_timeout_s)
         if "tcpSocket" in probe:
-            return _tcp_probe(ip, port, timeout)
+            return ports.tcp_connects(ip, port, timeout)
         return _http_probe(ip, port, str(handler.get("path", "/")), timeout)
 
     # -- API plumbing --
@@ -529,15 +529,8 @@ class Kubelet:
 
 
 def poll(check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1) -> T:
-    """Call `check` until it returns something other than None (or False); raise after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            raise KubeletError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """Call `check` until it returns something other than None (or False); KubeletError after `timeout`."""
+    return polling.poll(check, timeout=timeout, what=what, interval=interval, error=KubeletError)
 
 
 def _resolve_port(port: Any, container: dict[str, Any]) -> int | None:
@@ -549,14 +542,6 @@ def _resolve_port(port: Any, container: dict[str, Any]) -> int | None:
         if declared.get("name") == port:
             return int(declared["containerPort"])
     return None
-
-
-def _tcp_probe(ip: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((ip, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _http_probe(ip: str, port: int, path: str, timeout: float) -> bool:

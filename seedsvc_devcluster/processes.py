@@ -1,4 +1,4 @@
-"""Child processes that never outlive the tests.
+"""Child processes that never outlive the process that started them (a test run, the demo, `up`).
 
 Every long-lived child (JVMs, sidecars, CoreDNS, the control plane) runs in its own process group, is
 registered here so a finalizer or the atexit hook can SIGKILL the whole group, and, when forked from
@@ -14,8 +14,10 @@ import fcntl
 import os
 import re
 import signal
+import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -85,14 +87,23 @@ def reap_all() -> None:
         kill_group(pgid)
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of a live process from /proc; 0 once it has exited."""
+def _status_bytes(pid: int, key: str) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
-    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", status, re.MULTILINE)
+    match = re.search(rf"^{key}:\s+(\d+)\s+kB", status, re.MULTILINE)
     return int(match.group(1)) * 1024 if match else 0
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a live process from /proc; 0 once it has exited."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def hwm_bytes(pid: int) -> int:
+    """Peak resident set size of a live process from /proc; 0 once it has exited."""
+    return _status_bytes(pid, "VmHWM")
 
 
 @contextlib.contextmanager
@@ -105,3 +116,92 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+_KILL_WAIT_S: Final = 10.0  # SIGKILL takes effect at once; this only bounds a wait on a wedged kernel
+
+
+class ChildExited(RuntimeError):
+    """A child process exited while it should be running; the message carries its log tail."""
+
+
+@dataclass
+class ChildProcess:
+    """One long-lived child: its own process group, stdout+stderr appended to ``log_path``.
+
+    It dies with the forking thread when started from the main thread (PDEATHSIG), is registered so
+    the atexit hook kills it otherwise, and :meth:`stop` ends the whole group.
+    """
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> ChildProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=None if self.env is None else dict(self.env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stop() reaches everything it spawned
+                preexec_fn=preexec_for_current_thread(),
+            )
+        register(self.process.pid)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def check_alive(self, error: type[Exception] = ChildExited) -> None:
+        """Raise ``error`` with the log tail if the process has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise error(f"{self.name} exited with {self.process.returncode}; last log lines:\n{self.log_tail()}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Signal the whole group, only while the child is unreaped (so its pgid cannot be reused)."""
+        if self.process is not None and self.process.poll() is None:
+            kill_group(self.process.pid, sig)
+
+    def stop(self, timeout_s: float) -> int | None:
+        """SIGTERM, SIGKILL after ``timeout_s`` (at once if 0); then SIGKILL what is left in the group."""
+        if self.process is None:
+            return None
+        process = self.process
+        if process.poll() is None:
+            self.signal(signal.SIGCONT)  # a stopped (paused) process would never see SIGTERM
+            kill_group(process.pid, signal.SIGTERM if timeout_s > 0 else signal.SIGKILL)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                kill_group(process.pid, signal.SIGKILL)
+                process.wait(timeout=_KILL_WAIT_S)
+        # Children the process may have left in its group go too.
+        kill_group(process.pid, signal.SIGKILL)
+        forget(process.pid)
+        self.process = None
+        return process.returncode
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_path, lines)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.process.pid) if self.process is not None else 0

@@ -16,12 +16,14 @@ from pathlib import Path
 from seedsvc_devcluster import build
 from seedsvc_devcluster import cassandra as harness
 from seedsvc_devcluster import deploy_support as d
-from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
 from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
-from seedsvc_devcluster.pods import PodReconciler, Sidecar, base_environment
+from seedsvc_devcluster.local_cluster import LocalCluster
+from seedsvc_devcluster.paths import SHIM_JAR
+from seedsvc_devcluster.pods import PodReconciler
+from seedsvc_devcluster.sidecar_process import SidecarProcess as Sidecar
+from seedsvc_devcluster.sidecar_process import clean_env
 
-REPO = Path(__file__).resolve().parents[1]
-SHIM_JAR = REPO / "java-shim" / "target" / "seedsvc-cassandra-shim.jar"
 SHIM_CLASS = "io.seedsvc.cassandra.SidecarSeedProvider"
 OVERLAY = "statefulset"
 SELECTOR = "app.kubernetes.io/name=cassandra"
@@ -92,7 +94,7 @@ def _sidecar_factory(plane: ControlPlane, workdir: Path) -> Callable[[d.Obj], Si
             "SEEDSVC_HOST": ip,
             "SEEDSVC_PORT": "0",
         }
-        return Sidecar(name, {**base_environment(), **env}, incarnation / "sidecar.log")
+        return Sidecar(name, clean_env(env), incarnation / "sidecar.log")
 
     return make
 
@@ -131,22 +133,38 @@ def running_system(
     plane_factory: Callable[[ControlPlaneOptions], ControlPlane], workdir: Path, *, first_pod_ip: str = FIRST_POD_IP
 ) -> Iterator[System]:
     """Apply the StatefulSet overlay to a control plane of its own and run every pod's processes."""
+    require_cassandra_prerequisites()
+    # Our own cluster (no CoreDNS: nothing here resolves names), so no other kubelet stand-in runs on it.
+    cluster = LocalCluster(
+        workdir,
+        kubelet_options=KubeletOptions(probe=True, first_pod_ip=first_pod_ip, probe_timeout_s=1.0),
+        adopt=plane_factory(ControlPlaneOptions(coredns=False)),
+    ).start()
+    try:
+        namespace = cluster.create_namespace(f"whole-system-{uuid.uuid4().hex[:6]}")
+        with statefulset_in(cluster.plane, cluster.kubelet, namespace, workdir) as system:
+            yield system
+    finally:
+        cluster.stop()
+
+
+def require_cassandra_prerequisites() -> None:
+    """The shim jar and the Cassandra distribution; fetches the latter if needed."""
     if not SHIM_JAR.is_file():
         raise SystemUnavailable(f"{SHIM_JAR} is missing: `cd java-shim && mvn -B -q -ntp package -DskipTests`")
     harness.ensure_distribution()
+
+
+@contextlib.contextmanager
+def statefulset_in(
+    plane: ControlPlane, kubelet: Kubelet, namespace: str, workdir: Path, *, cassandra: bool = True
+) -> Iterator[System]:
+    """deploy/overlays/statefulset applied to ``namespace`` (which must exist), its pods' processes running.
+
+    ``kubelet`` runs the pods (or, when another process runs the stand-in, only lists them).
+    Without ``cassandra`` each pod runs its sidecar only. Leaves the namespace and its objects.
+    """
     kubectl = build.ensure_built(log=False) / "kubectl"
-    # Our own cluster (no CoreDNS: nothing here resolves names), so no other kubelet stand-in runs on it.
-    plane = plane_factory(ControlPlaneOptions(coredns=False))
-    kubelet = Kubelet.from_kubeconfig(
-        plane.kubeconfig, KubeletOptions(probe=True, first_pod_ip=first_pod_ip, probe_timeout_s=1.0)
-    ).start()
-    namespace = f"whole-system-{uuid.uuid4().hex[:6]}"
-    plane.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    wait_until(
-        lambda: plane.exists(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
-        timeout_s=30,
-        what="the namespace's default ServiceAccount",
-    )
     manifest = d.in_namespace(kubectl, OVERLAY, namespace, workdir / "kustomize")
     objects = d.parse(manifest)
     runner = PodReconciler(
@@ -154,7 +172,7 @@ def running_system(
         namespace,
         SELECTOR,
         sidecar_factory=_sidecar_factory(plane, workdir),
-        node_factory=_node_factory(workdir),
+        node_factory=_node_factory(workdir) if cassandra else None,
     )
     system = System(plane, kubelet, runner, namespace, kubectl, objects, workdir)
     runner.start()
@@ -167,6 +185,3 @@ def running_system(
         yield system
     finally:
         runner.stop()
-        kubelet.stop()
-        kubelet.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
-        plane.stop()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from seedsvc_devcluster import cassandra as harness
+from seedsvc_devcluster import polling
 
 
 def driver(contact_points: Sequence[str]) -> Any:
@@ -21,11 +21,7 @@ def driver(contact_points: Sequence[str]) -> Any:
 
 def poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
     """The first truthy result of ``condition``; fails the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    try:
+        return polling.poll(lambda: condition() or None, timeout=timeout, what=what, interval=interval)
+    except polling.PollTimeout as exc:
+        pytest.fail(str(exc))

@@ -1,5 +1,6 @@
-"""pytest fixtures for the loopback control plane (loaded by tests/conftest.py as a plugin).
+"""pytest fixtures for the local cluster (loaded by tests/conftest.py as a plugin).
 
+- ``local_cluster`` (session): the :class:`LocalCluster` the fixtures below share.
 - ``control_plane`` (session): the running ControlPlane with default options.
 - ``control_plane_factory`` (session): ``factory(options) -> ControlPlane`` for a second, differently
   configured cluster (watch cache off, discovery.k8s.io/v1 off, ...); each is stopped when the session
@@ -23,14 +24,11 @@ import pytest
 from kubernetes import client, config
 
 from seedsvc_devcluster import build
-from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneError, ControlPlaneOptions
 from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
+from seedsvc_devcluster.local_cluster import LocalCluster
 
 ControlPlaneFactory = Callable[[ControlPlaneOptions], ControlPlane]
-
-# Bound for namespace set-up: the serviceaccount controller creates "default" within a second.
-NAMESPACE_READY_TIMEOUT_S = 30.0
-
 
 # Markers whose tests need the binaries from seedsvc_devcluster/go.
 NEEDS_BINARIES = ("controlplane", "dns")
@@ -61,37 +59,46 @@ def _binaries() -> Path:
         pytest.fail(f"cannot build the test control plane (seedsvc_devcluster/go): {exc}", pytrace=False)
 
 
-def _start(directory: Path, options: ControlPlaneOptions) -> ControlPlane:
-    plane = ControlPlane(directory, options, bin_dir=_binaries())
+def _started(cluster: LocalCluster) -> LocalCluster:
     try:
-        return plane.start()
+        return cluster.start()
     except ControlPlaneError as exc:
-        pytest.fail(f"the test control plane did not start (logs in {directory / 'logs'}): {exc}", pytrace=False)
+        pytest.fail(f"the test control plane did not start (logs in {cluster.workdir}): {exc}", pytrace=False)
+
+
+def _cluster(directory: Path, options: ControlPlaneOptions) -> LocalCluster:
+    """A control plane without a stand-in: most tests start no pods (``kubelet`` adds one)."""
+    return _started(LocalCluster(directory, options, kubelet_options=None, bin_dir=_binaries()))
 
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = _start(tmp_path_factory.mktemp("controlplane"), ControlPlaneOptions())
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = _cluster(tmp_path_factory.mktemp("cluster"), ControlPlaneOptions())
     try:
-        yield plane
+        yield cluster
     finally:
-        plane.stop()
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(local_cluster: LocalCluster) -> ControlPlane:
+    return local_cluster.plane
 
 
 @pytest.fixture(scope="session")
 def control_plane_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneFactory]:
-    started: list[ControlPlane] = []
+    started: list[LocalCluster] = []
 
     def factory(options: ControlPlaneOptions) -> ControlPlane:
-        plane = _start(tmp_path_factory.mktemp("controlplane-extra"), options)
-        started.append(plane)
-        return plane
+        cluster = _cluster(tmp_path_factory.mktemp("cluster-extra"), options)
+        started.append(cluster)
+        return cluster.plane
 
     try:
         yield factory
     finally:
-        for plane in started:
-            plane.stop()
+        for cluster in started:
+            cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -104,13 +111,9 @@ def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture(scope="session")
-def kubelet(control_plane: ControlPlane) -> Iterator[Kubelet]:
-    stand_in = Kubelet.from_kubeconfig(control_plane.kubeconfig, KubeletOptions()).start()
-    try:
-        yield stand_in
-    finally:
-        stand_in.stop()
-        stand_in.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
+def kubelet(local_cluster: LocalCluster) -> Kubelet:
+    """The stand-in on the session's cluster; stopped with it."""
+    return local_cluster.start_kubelet(KubeletOptions())
 
 
 def _namespace_name(test_name: str) -> str:
@@ -120,19 +123,9 @@ def _namespace_name(test_name: str) -> str:
 
 
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, control_plane: ControlPlane) -> Iterator[str]:
-    name = _namespace_name(request.node.name)
-    control_plane.api(
-        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-    )
-    # Pods are refused until the namespace's default ServiceAccount exists.
-    wait_until(
-        lambda: control_plane.exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-        timeout_s=NAMESPACE_READY_TIMEOUT_S,
-        what=f"default ServiceAccount in {name}",
-    )
+def namespace(request: pytest.FixtureRequest, local_cluster: LocalCluster) -> Iterator[str]:
+    name = local_cluster.create_namespace(_namespace_name(request.node.name))
     try:
         yield name
     finally:
-        # The namespace controller removes the contents; nothing waits for it.
-        control_plane.api("DELETE", f"/api/v1/namespaces/{name}")
+        local_cluster.delete_namespace(name)

@@ -43,7 +43,8 @@ import pytest
 from seedsvc_devcluster import cassandra as harness
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, wait_until
-from seedsvc_devcluster.pods import Sidecar, incluster_sidecar_env
+from seedsvc_devcluster.pods import incluster_sidecar_env
+from seedsvc_devcluster.sidecar_process import SidecarProcess as Sidecar
 from tests.cassandra_checks import driver, poll
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]

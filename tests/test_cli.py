@@ -16,7 +16,7 @@ import pytest
 from seedsvc.selection import Mode
 from seedsvc.settings import OPTIONS
 from seedsvc.state import Snapshot, StateFile
-from seedsvc_devcluster.sidecar_process import (
+from tests.sidecar_fixtures import (
     PROMPT_EXIT,
     Served,
     closed_port,

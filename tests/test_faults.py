@@ -23,8 +23,8 @@ import yaml
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
 from seedsvc_devcluster.faults import TcpProxy
-from seedsvc_devcluster.sidecar_process import Served, start
 from tests.cluster_fixtures import ControlPlaneFactory
+from tests.sidecar_fixtures import Served, start
 from tests.test_kubernetes_source import create
 
 pytestmark = pytest.mark.controlplane

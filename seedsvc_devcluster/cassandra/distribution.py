@@ -7,14 +7,13 @@ runtime dependencies; the version is a property, so which jars a release needs i
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Final
 
-from seedsvc_devcluster import processes
+from seedsvc_devcluster import paths, processes
 from seedsvc_devcluster.cassandra.errors import CassandraHarnessError
 from seedsvc_devcluster.cassandra.release import DEFAULT_VERSION
 
@@ -25,15 +24,8 @@ FETCH_TIMEOUT_S: Final = 1800.0
 
 
 def cache_root() -> Path:
-    """``$SEEDSVC_CACHE_DIR`` or ``$XDG_CACHE_HOME/seedsvc`` or ``~/.cache/seedsvc``, plus cassandra.
-
-    The same rule as the control-plane cache in ``seedsvc_devcluster/build.py``.
-    """
-    explicit = os.environ.get("SEEDSVC_CACHE_DIR")
-    if explicit:
-        return Path(explicit) / "cassandra"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "seedsvc" / "cassandra"
+    """Where distributions are cached: ``paths.cache_dir("cassandra")``, as the control-plane build does."""
+    return paths.cache_dir("cassandra")
 
 
 def _marker_path(home: Path) -> Path:
