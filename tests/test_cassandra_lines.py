@@ -40,7 +40,8 @@ from seedsvc_devcluster import cassandra as harness
 from seedsvc_devcluster.cassandra.java import find_java, java_major
 from seedsvc_devcluster.cassandra.release import RELEASES, Release
 from seedsvc_devcluster.controlplane import ControlPlane
-from seedsvc_devcluster.pods import Sidecar, incluster_sidecar_env
+from seedsvc_devcluster.pods import incluster_sidecar_env
+from seedsvc_devcluster.sidecar_process import SidecarProcess as Sidecar
 from tests.cassandra_checks import poll
 
 # The Kubernetes side (namespace, RBAC, hand-managed EndpointSlice) and the log/JMX readers are the e2e test's.
