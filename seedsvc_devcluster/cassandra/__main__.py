@@ -13,16 +13,27 @@ from seedsvc_devcluster.cassandra import __doc__ as PACKAGE_DOC
 from seedsvc_devcluster.cassandra.distribution import ensure_distribution
 from seedsvc_devcluster.cassandra.errors import CassandraHarnessError
 from seedsvc_devcluster.cassandra.node import CassandraNode
-from seedsvc_devcluster.cassandra.release import DEFAULT_VERSION
+from seedsvc_devcluster.cassandra.release import DEFAULT_VERSION, RELEASES, release_for
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    started = time.monotonic()
-    home = ensure_distribution(args.version)
-    jars = len(list((home / "lib").glob("*.jar")))
-    print(home)
-    print(f"{jars} jars, ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    versions = [args.version] if args.version else [release.version for release in RELEASES]
+    for version in versions:
+        started = time.monotonic()
+        home = ensure_distribution(version)
+        jars = len(list((home / "lib").glob("*.jar")))
+        print(home)
+        print(f"{version}: {jars} jars, ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0
+
+
+def _known_version(value: str) -> str:
+    """argparse type: a version of a line the harness runs (bad input: exit 2 naming the value)."""
+    try:
+        release_for(value)
+    except CassandraHarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -60,11 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=PACKAGE_DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--version", default=DEFAULT_VERSION, help="cassandra-all version")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", parents=[common], help="download the distribution if needed, print its directory")
-    run = sub.add_parser("run", parents=[common], help="run one node in the foreground")
+    lines = ", ".join(f"{r.line} ({r.version})" for r in RELEASES)
+    fetch = sub.add_parser("fetch", help="download distributions if needed, print their directories")
+    fetch.add_argument(
+        "--version", type=_known_version, default=None, help=f"one cassandra-all version; default: every line, {lines}"
+    )
+    run = sub.add_parser("run", help="run one node in the foreground")
+    run.add_argument(
+        "--version", type=_known_version, default=DEFAULT_VERSION, help=f"cassandra-all version of a line: {lines}"
+    )
     run.add_argument("--address", default="127.0.0.1")
     run.add_argument("--data-dir", type=Path, required=True)
     run.add_argument("--seeds", default="", help="comma-separated; default: the node itself")

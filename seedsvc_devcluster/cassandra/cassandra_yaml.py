@@ -14,6 +14,19 @@ STORAGE_PORT: Final = 7000
 NATIVE_PORT: Final = 9042
 SIMPLE_SEED_PROVIDER: Final = "org.apache.cassandra.locator.SimpleSeedProvider"
 
+# 4.0 refuses the 4.1+ names with units ("Invalid yaml. Please remove properties ..."): the same
+# settings under the names it knows. The values below are in ms and MiB, the units these names imply.
+LEGACY_KEYS: Final[Mapping[str, str]] = {
+    "commitlog_sync_period": "commitlog_sync_period_in_ms",
+    "commitlog_segment_size": "commitlog_segment_size_in_mb",
+    "memtable_heap_space": "memtable_heap_space_in_mb",
+    "memtable_offheap_space": "memtable_offheap_space_in_mb",
+    "key_cache_size": "key_cache_size_in_mb",
+    "counter_cache_size": "counter_cache_size_in_mb",
+    "file_cache_size": "file_cache_size_in_mb",
+    "prepared_statements_cache_size": "prepared_statements_cache_size_mb",
+}
+
 
 def render_cassandra_yaml(
     *,
@@ -25,8 +38,12 @@ def render_cassandra_yaml(
     num_tokens: int,
     snitch: str,
     overrides: Mapping[str, Any],
+    legacy_keys: bool = False,
 ) -> str:
-    """A minimal cassandra.yaml (5.0 key names) for a small test node; ``overrides`` replace or add top-level keys."""
+    """A minimal cassandra.yaml for a small test node; ``overrides`` replace or add top-level keys.
+
+    Key names with units (4.1+), or the 4.0 names when ``legacy_keys`` (see :data:`LEGACY_KEYS`).
+    """
     import yaml  # test dependency (PyYAML); imported here so `fetch` works without it
 
     config: dict[str, Any] = {
@@ -70,5 +87,8 @@ def render_cassandra_yaml(
         "concurrent_compactors": 1,
         "hinted_handoff_enabled": True,
     }
+    if legacy_keys:
+        for new_name, old_name in LEGACY_KEYS.items():
+            config[old_name] = int(str(config.pop(new_name)).rstrip("msMiB"))
     config.update(overrides)
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

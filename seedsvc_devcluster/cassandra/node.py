@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import random
 import re
 import signal
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -45,6 +47,27 @@ def check_loopback(address: str) -> str:
     if not (ip.version == 4 and ip.is_loopback):
         raise CassandraHarnessError(f"{address} is not in 127.0.0.0/8; test nodes only run on loopback")
     return str(ip)
+
+
+# JMX ports come from below the kernel's ephemeral range (32768-60999 by default): a port picked inside
+# it can be taken by any process's outgoing connection in the seconds before the JVM binds it, which
+# stopped nodes with "BindException: Address already in use" in maybeInitJmx on a busy shared machine.
+JMX_PORT_RANGE: Final = (20000, 32767)
+
+
+def _jmx_port() -> int:
+    """A free loopback port in :data:`JMX_PORT_RANGE`, never one handed out to another node of this process."""
+    for _ in range(200):
+        port = random.randint(*JMX_PORT_RANGE)
+        with _jmx_ports_lock:
+            if port not in _jmx_ports_handed_out and ports.port_is_free("127.0.0.1", port):
+                _jmx_ports_handed_out.add(port)
+                return port
+    raise CassandraHarnessError(f"no free JMX port in {JMX_PORT_RANGE} on 127.0.0.1 after 200 tries")
+
+
+_jmx_ports_handed_out: set[int] = set()
+_jmx_ports_lock = threading.Lock()
 
 
 class CassandraNode:
@@ -165,6 +188,7 @@ class CassandraNode:
                 num_tokens=self.num_tokens,
                 snitch=self.snitch,
                 overrides=self.yaml_overrides,
+                legacy_keys=self.release.legacy_yaml_keys,
             )
         )
         (self.conf_dir / "logback.xml").write_text(render_logback_xml(self.log_path, self.log_levels))
@@ -212,7 +236,7 @@ class CassandraNode:
         home = ensure_distribution(self.version)
         java = self._java()
         self._check_ports_free()
-        self.jmx_port = ports.free_port() if self.jmx else None
+        self.jmx_port = _jmx_port() if self.jmx else None
         self.write_config()
         argv = self.jvm_argv(java, home)
         (self.data_dir / "command.txt").write_text(" \\\n  ".join(argv) + "\n")
@@ -348,7 +372,7 @@ class CassandraNode:
         if not self.jmx_port:
             raise CassandraHarnessError(f"{self} was started without JMX (jmx=False)")
         return run_nodetool(
-            java=self._java(),
+            java=find_java(self.release.tool_java_major, self.release.tool_java_home_candidates),
             home=ensure_distribution(self.version),
             release=self.release,
             jmx_port=self.jmx_port,

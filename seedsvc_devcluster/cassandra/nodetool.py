@@ -15,7 +15,10 @@ NODETOOL_MAIN_CLASS: Final = "org.apache.cassandra.tools.NodeTool"
 def run_nodetool(
     *, java: Path, home: Path, release: Release, jmx_port: int, conf_dir: Path, args: tuple[str, ...], timeout: float
 ) -> str:
-    """Run ``nodetool args`` with the server's jars; returns stdout, raises with the output on failure."""
+    """Run ``nodetool args`` with the server's jars; returns stdout, raises with the output on failure.
+
+    ``java`` is the release's tool Java (17 for every line), not necessarily the server's.
+    """
     logback = conf_dir / "logback-tools.xml"
     logback.write_text('<configuration><root level="OFF"/></configuration>\n')  # keep nodetool's stdout clean
     argv = [
@@ -23,7 +26,7 @@ def run_nodetool(
         "-Xmx128m",
         "-XX:TieredStopAtLevel=1",  # a short-lived client: start-up is all that matters
         "-XX:+UseSerialGC",
-        *release.module_options,
+        *release.tool_module_options,
         "-cp",
         f"{home / 'lib'}/*",
         "-Dlogback.configurationFile=" + logback.as_uri(),
