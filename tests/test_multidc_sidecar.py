@@ -21,6 +21,7 @@ import pytest
 
 from seedsvc.api import current_seeds_sync
 from seedsvc.settings import load
+from seedsvc_devcluster import demo_multidc
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
 from seedsvc_devcluster.sidecar_process import run as run_cli
@@ -271,3 +272,18 @@ def test_one_shot_seeds_compose_peers_as_the_sidecar_does_within_bounds(
     cli = run_cli("seeds", "--timeout", "20", env=dc2.env(0, [dc1]), timeout=60)
     assert cli.returncode == 1 and cli.stdout == "", (cli.stdout, cli.stderr)
     assert "no peer datacenter seed known" in cli.stderr, cli.stderr
+
+
+def test_the_two_dc_demo_light_path_runs_and_shows_a_stale_peer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo DEMO_ARGS="--multi-dc --light --no-hold"` on its own control plane, tests' addresses."""
+    lines = demo_multidc.main(tmp_path, cassandra=False, hold=None,
+                              addresses=demo_multidc.Addresses(first_pod_ip="127.0.76.1", service_net="127.0.77"))
+    out = capsys.readouterr().out
+    for step in ("dc1 alone", "dc2 created while dc1 runs", "dc1's seedsvc unreachable", "dc1 reachable again"):
+        assert f"== {step}" in out, out
+    unreachable = out.split("== dc1's seedsvc unreachable")[1].split("== ")[0]
+    assert '"dc1": {"seeds": ["127.0.76.1", ' in unreachable and '"stale": true' in unreachable, unreachable
+    for dc, pod_lines in lines.items():
+        assert len(pod_lines) == 3 and all("/seeds -> 200 " in line for line in pod_lines), (dc, pod_lines)
