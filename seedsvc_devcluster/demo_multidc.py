@@ -183,8 +183,8 @@ def tour(cluster: LocalCluster, services: ServiceStandIns, workdir: Path, *, cas
                 show("dc1 alone: the bootstrap DC; its cassandra-0 seeded itself, dc2 not there yet (stale, "
                      "no seeds)", systems)
         wait_peer_stale(systems["dc1"], "dc2", False)
-        show("dc2 created while dc1 runs: it joined through dc1's seeds (its pods never served themselves); "
-             "each pod's list is its own DC's seeds, then the peer DC's", systems)
+        show("dc2 created while dc1 runs: it joined through dc1's seeds (not the bootstrap DC, none of its pods "
+             "may seed itself); each pod's list is its own DC's seeds, then the peer DC's", systems)
         services.cut("dc1")
         wait_peer_stale(systems["dc2"], "dc1", True)
         show("dc1's seedsvc unreachable: dc2 keeps dc1's last seeds, marked stale; local serving goes on",
