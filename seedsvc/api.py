@@ -28,8 +28,9 @@ from seedsvc.federated_discovery import NullFederationObserver, build_federation
 from seedsvc.seedlist import SeedList
 from seedsvc.selection import select
 from seedsvc.settings import Settings, load
-from seedsvc.sources.events import Failure, View
+from seedsvc.sources.events import Failure, Source, View
 from seedsvc.sources.factory import build_source
+from seedsvc.sources.peers import PeerClient, PeerEvent
 from seedsvc.state import SeedState
 
 
@@ -52,25 +53,15 @@ async def current_seeds(settings: Settings | None = None, *, timeout: float = 10
 
     Waits up to ``timeout`` seconds for the source's first complete view; raises
     :class:`SeedsUnavailable` with the last error, or with the selection rule that left the list empty.
+    With a datacenter configured, each peer DC is asked once at the same time (within the same
+    ``timeout``) and the answer is composed as the sidecar's ``/seeds`` is: peers' seeds included, an
+    unreachable peer reported in ``datacenters`` as stale.
     """
     settings = settings or settings_from_env()
+    if settings.federation.datacenter is not None:
+        return await _federated_once(settings, timeout)
     source = build_source(settings)
-    view: View | None = None
-    last_failure: Failure | None = None
-    updates = source.updates()
-    try:
-        async with asyncio.timeout(timeout):
-            async for event in updates:
-                if isinstance(event, View):
-                    view = event
-                    break
-                if isinstance(event, Failure):
-                    last_failure = event
-    except TimeoutError:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            await updates.aclose()  # type: ignore[attr-defined]
+    view, last_failure = await _first_view(source, timeout)
     selection = select(
         view.endpoints if view else None,
         policy=settings.selection,
@@ -82,12 +73,78 @@ async def current_seeds(settings: Settings | None = None, *, timeout: float = 10
         state = SeedState()
         state.publish(selection, source=source.name if view else "static", now=datetime.now(UTC))
         return state.snapshot
-    why = selection.reason
+    raise SeedsUnavailable(_why(selection.reason, source.name, view, last_failure, timeout))
+
+
+async def _federated_once(settings: Settings, timeout: float) -> SeedList:
+    served = SeedState()
+    federation = build_federation(settings, served=served, scope=SeedState(), observer=NullFederationObserver())
+    federation.state_file = None  # a one-shot caller is not the pod's sidecar: the state file is not its own
+    local = federation.local
+    # The local source and every peer at the same time: the whole answer stays within ``timeout``.
+    peers = asyncio.gather(*(_first_peer_event(client, timeout) for client in federation.peers))
+    try:
+        view, last_failure = await _first_view(local.source, timeout)
+    except BaseException:
+        peers.cancel()
+        raise
+    peer_events = await peers
+    selection = select(view.endpoints if view else None, policy=local.policy, identity=settings.identity,
+                       now=time.monotonic())
     if view is None:
-        why = f"no answer from the {source.name} source within {timeout:g}s"
-        if last_failure is not None:
-            why += f"; last error ({last_failure.reason}): {last_failure.detail}"
-    raise SeedsUnavailable(why)
+        # As the sidecar: peers' seeds are never served to a caller whose own DC is unknown.
+        if selection.served:
+            served.publish(selection, source="static", now=datetime.now(UTC))
+            return served.snapshot
+        raise SeedsUnavailable(_why(selection.reason, local.source.name, view, last_failure, timeout))
+    await federation.compose_once(selection, source=local.source.name, peers=peer_events)
+    found = served.snapshot
+    if found.seeds:
+        return found
+    raise SeedsUnavailable(found.reason)
+
+
+async def _first_view(source: Source, timeout: float) -> tuple[View | None, Failure | None]:
+    """The source's first complete view within ``timeout`` (None if none), and its last failure."""
+    last_failure: Failure | None = None
+    updates = source.updates()
+    try:
+        async with asyncio.timeout(timeout):
+            async for event in updates:
+                if isinstance(event, View):
+                    return event, last_failure
+                if isinstance(event, Failure):
+                    last_failure = event
+    except TimeoutError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await updates.aclose()  # type: ignore[attr-defined]
+    return None, last_failure
+
+
+async def _first_peer_event(client: PeerClient, timeout: float) -> PeerEvent:
+    """One bounded fetch of a peer: its first answer or failure (the client's own timeouts apply too)."""
+    updates = client.updates()
+    try:
+        async with asyncio.timeout(timeout):
+            async for event in updates:
+                return event
+    except TimeoutError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await updates.aclose()  # type: ignore[attr-defined]
+    return Failure("timeout", f"{client.config.seeds_url}: no answer within {timeout:g}s")
+
+
+def _why(reason: str, source: str, view: View | None, last_failure: Failure | None, timeout: float) -> str:
+    if view is not None:
+        return reason
+    why = f"no answer from the {source} source within {timeout:g}s"
+    if last_failure is not None:
+        why += f"; last error ({last_failure.reason}): {last_failure.detail}"
+    return why
 
 
 def current_seeds_sync(settings: Settings | None = None, *, timeout: float = 10.0) -> SeedList:

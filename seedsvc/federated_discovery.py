@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -36,7 +36,7 @@ from seedsvc.selection import Memory, Policy, Selection
 from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, Restart, Source, View
 from seedsvc.sources.factory import build_source
-from seedsvc.sources.peers import PeerAnswer, PeerClient, PeerConfig
+from seedsvc.sources.peers import PeerAnswer, PeerClient, PeerConfig, PeerEvent
 from seedsvc.state import SeedState, StateFile
 
 log = logging.getLogger("seedsvc.federation")
@@ -144,22 +144,34 @@ class FederatedDiscovery:
         updates = client.updates()
         try:
             async for event in updates:
-                old = self._peer_state[name]
-                if isinstance(event, PeerAnswer):
-                    if old.stale or event.seeds != old.seeds:
-                        log.info("peer datacenter %s: seeds %s", name, ",".join(event.seeds))
-                    self._peer_state[name] = PeerSeeds(name, event.seeds, fetched_at=self.clock(),
-                                                       updated_at=self.wall())
-                else:
-                    self.observer.peer_failure(name, event)
-                    if not old.stale:
-                        log.warning("peer datacenter %s failing (%s): %s; keeping its last seeds %s", name,
-                                    event.reason, event.detail, ",".join(old.seeds) or "(none known)")
-                    self._peer_state[name] = replace(old, stale=True, reason=f"{event.reason}: {event.detail}")
+                self._record(name, event)
                 self._wake.set()
         finally:
             with contextlib.suppress(Exception):
                 await updates.aclose()  # type: ignore[attr-defined]
+
+    def _record(self, name: str, event: PeerEvent) -> None:
+        old = self._peer_state.get(name, PeerSeeds(name, reason="no answer yet"))
+        if isinstance(event, PeerAnswer):
+            if old.stale or event.seeds != old.seeds:
+                log.info("peer datacenter %s: seeds %s", name, ",".join(event.seeds))
+            self._peer_state[name] = PeerSeeds(name, event.seeds, fetched_at=self.clock(), updated_at=self.wall())
+        else:
+            self.observer.peer_failure(name, event)
+            if not old.stale:
+                log.warning("peer datacenter %s failing (%s): %s; keeping its last seeds %s", name,
+                            event.reason, event.detail, ",".join(old.seeds) or "(none known)")
+            self._peer_state[name] = replace(old, stale=True, reason=f"{event.reason}: {event.detail}")
+
+    async def compose_once(self, local: Selection, *, source: str, peers: Sequence[PeerEvent]) -> None:
+        """One composition for one-shot callers (``seedsvc seeds``, ``current_seeds()``): ``local`` is
+        the selection of the local source's first view, ``peers`` each peer's first event, in the
+        order of ``self.peers``. Publishes ``served`` and ``scope`` exactly as the running sidecar would
+        with the same inputs."""
+        self.stage.publish(local, source=source, now=self.wall())
+        for client, event in zip(self.peers, peers, strict=True):
+            self._record(client.name, event)
+        await self._compose()
 
     async def _compose_forever(self) -> None:
         while True:

@@ -4,6 +4,7 @@
                                             # node per pod: the ring forms, then scales to 4
     python -m seedsvc_devcluster.demo --light    # no Cassandra: sidecars only, readiness toured step by step
     ... --no-hold                           # tear everything down after the tour instead of waiting
+    ... --multi-dc [--light]                # two DCs: deploy/overlays/multi-dc/dc1 and dc2 (demo_multidc.py)
 
 Everything runs on loopback: etcd, kube-apiserver, kube-controller-manager (and CoreDNS) from
 seedsvc_devcluster/go, the kubelet stand-in giving pods 127.0.x.y addresses, and `seedsvc serve` run
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seedsvc_devcluster import build
+from seedsvc_devcluster import build, demo_multidc
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
 from seedsvc_devcluster.kubelet import pod_is_ready
@@ -161,9 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--no-hold", action="store_true", help="tear down after the tour instead of waiting")
     parser.add_argument("--light", action="store_true", help="sidecars only, no Cassandra (about a minute)")
+    parser.add_argument("--multi-dc", action="store_true",
+                        help="two datacenters (deploy/overlays/multi-dc), a peer DC going unreachable and back")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="seedsvc-demo-") as tmp:
         workdir = Path(tmp)
+        if args.multi_dc:
+            demo_multidc.main(workdir, cassandra=not args.light, hold=None if args.no_hold else wait_for_ctrl_c)
+            return 0
         if not args.light:
             full_tour(workdir, hold=not args.no_hold)
             return 0

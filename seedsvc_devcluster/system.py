@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,9 @@ def _downward(pod: d.Obj) -> dict[str, str]:
     }
 
 
-def _sidecar_factory(plane: ControlPlane, workdir: Path) -> Callable[[d.Obj], Sidecar]:
+def _sidecar_factory(
+    plane: ControlPlane, workdir: Path, extra_env: Mapping[str, str] | None = None
+) -> Callable[[d.Obj], Sidecar]:
     def make(pod: d.Obj) -> Sidecar:
         name, uid, ip = pod["metadata"]["name"], pod["metadata"]["uid"], pod["status"]["podIP"]
         spec = pod["spec"]
@@ -93,6 +95,7 @@ def _sidecar_factory(plane: ControlPlane, workdir: Path) -> Callable[[d.Obj], Si
             "SEEDSVC_STATE_FILE": str(incarnation / "seedsvc-state" / "state.json"),
             "SEEDSVC_HOST": ip,
             "SEEDSVC_PORT": "0",
+            **(extra_env or {}),
         }
         return Sidecar(name, clean_env(env), incarnation / "sidecar.log")
 
@@ -157,21 +160,24 @@ def require_cassandra_prerequisites() -> None:
 
 @contextlib.contextmanager
 def statefulset_in(
-    plane: ControlPlane, kubelet: Kubelet, namespace: str, workdir: Path, *, cassandra: bool = True
+    plane: ControlPlane, kubelet: Kubelet, namespace: str, workdir: Path, *, cassandra: bool = True,
+    overlay: str = OVERLAY, sidecar_env: Mapping[str, str] | None = None,
 ) -> Iterator[System]:
-    """deploy/overlays/statefulset applied to ``namespace`` (which must exist), its pods' processes running.
+    """deploy/overlays/statefulset (or ``overlay``) applied to ``namespace`` (which must exist), its pods'
+    processes running. ``sidecar_env`` overrides the manifest's sidecar variables (a peer URL that only
+    resolves inside a real cluster).
 
     ``kubelet`` runs the pods (or, when another process runs the stand-in, only lists them).
     Without ``cassandra`` each pod runs its sidecar only. Leaves the namespace and its objects.
     """
     kubectl = build.ensure_built(log=False) / "kubectl"
-    manifest = d.in_namespace(kubectl, OVERLAY, namespace, workdir / "kustomize")
+    manifest = d.in_namespace(kubectl, overlay, namespace, workdir / "kustomize")
     objects = d.parse(manifest)
     runner = PodReconciler(
         plane,
         namespace,
         SELECTOR,
-        sidecar_factory=_sidecar_factory(plane, workdir),
+        sidecar_factory=_sidecar_factory(plane, workdir, sidecar_env),
         node_factory=_node_factory(workdir) if cassandra else None,
     )
     system = System(plane, kubelet, runner, namespace, kubectl, objects, workdir)

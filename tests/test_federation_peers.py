@@ -55,6 +55,10 @@ class Misbehaving:
         behaviour = request.match_info["behaviour"]
         if behaviour == "ok":
             return web.Response(text="10.2.0.1,10.2.0.2", headers={"X-Seedsvc-Generation": "7", "ETag": '"t1"'})
+        if behaviour == "flaky":  # the second request fails, the others answer
+            if len(self.requests) == 2:
+                return web.Response(status=500, text="boom")
+            return web.Response(text="10.2.0.1", headers={"X-Seedsvc-Generation": "7", "ETag": '"t1"'})
         if behaviour == "hang":
             await self.never.wait()
         if behaviour == "trickle":
@@ -237,3 +241,13 @@ def test_parse_never_lets_anything_but_addresses_through(body: bytes) -> None:
         return
     assert 1 <= len(seeds) <= MAX_SEEDS
     assert all(s and "," not in s and s == s.strip() for s in seeds)
+
+
+async def test_the_first_request_after_a_failure_does_not_wait(peer: tuple[Misbehaving, str]) -> None:
+    """Else a peer that recovered with an unchanged generation would stay stale for a whole long-poll."""
+    server, base = peer
+    events = await first_events(PeerClient(config(base, "flaky", wait=30.0), sleep=Sleeps()), 3)
+    assert isinstance(events[0], PeerAnswer) and isinstance(events[1], Failure)
+    assert events[2] == PeerAnswer(("10.2.0.1",), 7)
+    assert server.requests[1]["wait"] == "30"
+    assert "wait" not in server.requests[2] and "generation" not in server.requests[2], server.requests[2]

@@ -1,4 +1,4 @@
-"""Issue 10, case 1 with real Cassandra 5.0: a second DC created while the first runs joins its ring.
+"""Issue 10, cases 1, 3, 4, 5 and 6 with real Cassandra 5.0, folded into one ring so CI boots it once.
 
 Two DCs of two nodes each, in two namespaces of the session's control plane: ``dc1`` on 127.0.71.1-2,
 ``dc2`` on 127.0.72.1-2, GossipingPropertyFileSnitch with each node's DC and rack. Every node has its
@@ -7,13 +7,18 @@ SEEDSVC_DATACENTER, the other DC as peer) and loads the Java shim pointed at it.
 sidecar of the other DC on a fixed port, standing for the Service a DC exposes to its peers. Each
 namespace's EndpointSlice follows its nodes' CQL ports (tests.test_cassandra_e2e.ReadinessKeeper).
 
-Shown: dc1 forms (its pod 0 is the bootstrap DC's bootstrap pod); dc2 is then created, its sidecars
-serve dc1's seeds and, watched all along, never a node's own address; its nodes bootstrap and
-``nodetool status`` on a dc1 node shows both DCs, both nodes of each Up/Normal, in one ring. Then a
-dc1 seed leaves dc1's seed set (its node stops serving CQL) and a running dc2 node's Gossiper drops it
-within seconds, through dc2's sidecar long-polling dc1 and the shim's live reload; then takes it back.
-Last, dc1's seedsvc becomes wholly unreachable: dc2's lists keep dc1's last seeds, marked stale, and a
-dc2 node restarted meanwhile rejoins.
+Shown: dc1 forms (its pod 0 is the bootstrap DC's bootstrap pod). dc2 is then created while dc1's
+seedsvc is unreachable (case 5): its sidecars answer 503 and its first node waits in the shim, no
+CQL port, no cluster of its own; once dc1's seedsvc answers, dc2's sidecars serve dc1's seeds and,
+watched all along, never a node's own address; its nodes bootstrap and ``nodetool status`` on a dc1
+node shows both DCs, both nodes of each Up/Normal, in one ring (case 1). Then a dc1 seed leaves dc1's
+seed set (its node stops serving CQL) and a running dc2 node's Gossiper drops it within seconds,
+through dc2's sidecar long-polling dc1 and the shim's live reload; then takes it back (case 6).
+Then dc1's seedsvc becomes wholly unreachable: dc2's lists keep dc1's last seeds, marked stale (case
+3); dc1's nodes stop too and a dc2 node restarted meanwhile rejoins. Last, the whole of dc2 (nodes and
+sidecars) restarts while dc1 is down (case 4): each restarted sidecar, holding its state file, serves
+the other dc2 pod (rule 8, the whole-DC restart fallback), dc2 re-forms on its own, and once dc1 is
+back the ring holds all four nodes again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from seedsvc_devcluster import cassandra as harness
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, wait_until
 from seedsvc_devcluster.pods import incluster_sidecar_env
+from seedsvc_devcluster.sidecar_process import HttpAnswer
 from seedsvc_devcluster.sidecar_process import SidecarProcess as Sidecar
 from tests import test_cassandra_e2e as e2e
 from tests.cassandra_checks import poll
@@ -40,6 +46,7 @@ pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]
 SIDECAR_PORT = 18590  # fixed, on each pod's own loopback address: the peers' URLs must be known up front
 CLUSTER_NAME = "seedsvc-multidc"
 START_TIMEOUT_S = 300.0
+RESTART_FALLBACK_AFTER_S = 10
 
 
 def address(dc: int, ordinal: int) -> str:
@@ -108,6 +115,9 @@ def _sidecar(plane: ControlPlane, namespace: str, dc: int, ordinal: int, workdir
             "SEEDSVC_PEERS": f"dc{peer}=http://{address(peer, 0)}:{SIDECAR_PORT}",
             "SEEDSVC_BOOTSTRAP_DATACENTER": "dc1",
             "SEEDSVC_BACKOFF_MAX": "2",
+            # Rule 8 after 10 s instead of 120: the whole-DC restart below re-forms sooner, and the new
+            # dc2 is shown waiting past it (it has no state file, so rule 8 is not its to use).
+            "SEEDSVC_RESTART_FALLBACK_AFTER": str(RESTART_FALLBACK_AFTER_S),
         },
     )
     return Sidecar(f"dc{dc}-{pod}", env, workdir / "logs" / f"sidecar-dc{dc}-{pod}.log").start()
@@ -126,6 +136,16 @@ def _node(dc: int, ordinal: int, sidecar: Sidecar, workdir: Path) -> harness.Cas
         extra_classpath=[e2e._shim_jar()],
         system_properties={"cassandra.ring_delay_ms": "1000"} if (dc, ordinal) == (1, 0) else None,
     )
+
+
+def _wait_serving(sidecar: Sidecar, seeds: list[str], *, dc1_stale: bool) -> None:
+    """Wait until ``sidecar`` serves exactly ``seeds`` and its JSON marks dc1 stale (or not)."""
+    def check(answer: HttpAnswer) -> bool:
+        if answer.status != 200 or answer.body != ",".join(seeds):
+            return False
+        return bool(json.loads(sidecar.get("/seeds?format=json").body)["datacenters"]["dc1"]["stale"]) == dc1_stale
+
+    sidecar.wait_for_seeds(check, 60, f"seeds {','.join(seeds)} with dc1 {'stale' if dc1_stale else 'fresh'}")
 
 
 @pytest.fixture(scope="module")
@@ -158,18 +178,35 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
             keepers[1].wait_ready(f"cassandra-{i}", True)
         dc1_formed = time.monotonic()
 
-        # dc2 is created while dc1 runs: its sidecars must serve dc1's seeds, never a pod's own address.
+        # Case 5: dc2 is created while dc1's seedsvc (the peer URL, dc1 cassandra-0's sidecar) does not
+        # answer. dc2 is not the bootstrap DC and has no state file: its sidecars answer 503 and its
+        # first node waits in the shim instead of forming an island.
+        sidecars[1, 0].stop()
         keepers[2].start()
         for i in range(2):
             sidecars[2, i] = _sidecar(control_plane, namespaces[2], 2, i, workdir)
         watch = OwnAddressWatch({address(2, i): sidecars[2, i] for i in range(2)}).start()
+        nodes[2, 0] = _node(2, 0, sidecars[2, 0], workdir)
+        nodes[2, 0].start()
+        nodes[2, 0].wait_for_log(r"Waiting up to \d+ ms for seeds from .*503", timeout=120)
+        time.sleep(max(0.0, sidecars[2, 1].started + RESTART_FALLBACK_AFTER_S + 2 - time.monotonic()))
+        for i in range(2):
+            assert sidecars[2, i].seeds().status == 503
+        assert nodes[2, 0].is_running() and not nodes[2, 0].serves_cql()
+        dc1_back = time.monotonic()
+        sidecars[1, 0] = _sidecar(control_plane, namespaces[1], 1, 0, workdir)
+
+        # dc1's seedsvc answers: dc2's sidecars serve dc1's seeds, never a pod's own address.
         sidecars[2, 0].wait_for_list([address(1, 0), address(1, 1)], timeout=60)
         for i in range(2):  # one bootstrap at a time, as Cassandra requires
-            nodes[2, i] = _node(2, i, sidecars[2, i], workdir)
-            nodes[2, i].start()
+            if i > 0:
+                nodes[2, i] = _node(2, i, sidecars[2, i], workdir)
+                nodes[2, i].start()
             nodes[2, i].wait_for_cql(START_TIMEOUT_S)
             keepers[2].wait_ready(f"cassandra-{i}", True)
         dc2_joined = time.monotonic()
+        waited = [a for a in watch.answers if a[1] == 503 and a[0] == address(2, 0)]
+        assert waited, "dc2 cassandra-0's sidecar was never seen answering 503 while dc1 was unreachable"
 
         status = ""
 
@@ -183,8 +220,9 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
         watch.stop()
         assert watch.violations == [], watch.violations
         assert any(status == 200 for _, status, _ in watch.answers)
-        print(f"\nmulti-DC ring: dc1 formed in {dc1_formed - started:.0f}s, dc2 joined in "
-              f"{dc2_joined - dc1_formed:.0f}s; {len(watch.answers)} dc2 answers watched, none its own address")
+        print(f"\nmulti-DC ring: dc1 formed in {dc1_formed - started:.0f}s, dc2 joined "
+              f"{dc2_joined - dc1_back:.0f}s after dc1's seedsvc answered (it waited {dc1_back - dc1_formed:.0f}s "
+              f"on 503s before); {len(watch.answers)} dc2 answers watched, none its own address")
 
         # A dc1 seed changes (dc1's cassandra-1 stops serving CQL, turns unready, leaves dc1's seed set
         # after the flap grace): dc2's running node learns it in its Gossiper through its sidecar's
@@ -211,11 +249,9 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
         # node restarts and rejoins meanwhile.
         for i in range(2):
             sidecars[1, i].stop()
-        expected = f"{address(2, 0)},{address(1, 0)},{address(1, 1)}"
-        sidecars[2, 1].wait_for_seeds(
-            lambda a: a.status == 200 and a.body == expected
-            and json.loads(sidecars[2, 1].get("/seeds?format=json").body)["datacenters"]["dc1"]["stale"],
-            60, "dc1's seeds kept, stale")
+        _wait_serving(sidecars[2, 1], [address(2, 0), address(1, 0), address(1, 1)], dc1_stale=True)
+        for i in range(2):  # the peer DC is now wholly down, Cassandra included
+            nodes[1, i].stop()
         nodes[2, 1].stop()
         keepers[2].wait_ready("cassandra-1", False, timeout=60)
         nodes[2, 1].start()
@@ -223,6 +259,42 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
         keepers[2].wait_ready("cassandra-1", True, timeout=60)
         wait_until(lambda: f"UN  {address(2, 1)}" in nodes[2, 0].nodetool("status"), timeout_s=120,
                    what="the restarted dc2 node Up/Normal again")
+
+        # Case 4: the whole of dc2 restarts, sidecars included, while dc1 is down. Each sidecar
+        # restores its state file (the pod has run before), sees every dc2 endpoint unready and, by
+        # rule 8, serves the other dc2 pod: dc2 re-forms on its own.
+        restart_began = time.monotonic()
+        for i in range(2):
+            nodes[2, i].stop()
+        for i in range(2):
+            keepers[2].wait_ready(f"cassandra-{i}", False, timeout=60)
+            sidecars[2, i].stop()
+        for i in range(2):
+            sidecars[2, i] = _sidecar(control_plane, namespaces[2], 2, i, workdir)
+        for i in range(2):
+            _wait_serving(sidecars[2, i], [address(2, 1 - i)], dc1_stale=True)
+        for i in range(2):  # together: each one's only seed is the other, both in Gossip's shadow round
+            nodes[2, i].start()
+        for i in range(2):
+            nodes[2, i].wait_for_cql(START_TIMEOUT_S)
+            keepers[2].wait_ready(f"cassandra-{i}", True, timeout=60)
+        dc2_status = nodes[2, 0].nodetool("status")
+        assert all(f"UN  {address(2, i)}" in dc2_status for i in range(2)), dc2_status
+        dc2_reformed = time.monotonic()
+
+        # dc1 comes back: its sidecars and nodes restart and the ring holds all four nodes again.
+        for i in range(2):
+            sidecars[1, i] = _sidecar(control_plane, namespaces[1], 1, i, workdir)
+        for i in range(2):
+            nodes[1, i].start()
+        for i in range(2):
+            nodes[1, i].wait_for_cql(START_TIMEOUT_S)
+            keepers[1].wait_ready(f"cassandra-{i}", True, timeout=60)
+        wait_until(both_dcs_up, timeout_s=120, what=f"both DCs Up/Normal in one ring again; last:\n{status}")
+        for i in range(2):
+            _wait_serving(sidecars[2, i], [address(2, 1 - i), address(1, 0), address(1, 1)], dc1_stale=False)
+        print(f"whole-DC restart of dc2 with dc1 down: re-formed in {dc2_reformed - restart_began:.0f}s; "
+              f"all four Up/Normal {time.monotonic() - dc2_reformed:.0f}s after dc1 came back")
     finally:
         if watch is not None:
             watch.stop()

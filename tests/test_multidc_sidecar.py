@@ -19,8 +19,12 @@ from typing import Any
 
 import pytest
 
+from seedsvc.api import current_seeds_sync
+from seedsvc.settings import load
+from seedsvc_devcluster import demo_multidc
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.sidecar_process import run as run_cli
 from tests.cluster_fixtures import ControlPlaneFactory
 from tests.sidecar_fixtures import Served, start
 from tests.test_kubernetes_source import create
@@ -70,14 +74,21 @@ class Datacenter:
             self.plane.api("PUT", f"/apis/discovery.k8s.io/v1/namespaces/{self.namespace}/endpointslices/{SLICE}",
                            slice_)
 
+    def env(self, pod: int, peers: list[Datacenter | tuple[str, str]] | None, **extra: str) -> dict[str, str]:
+        """The pod's environment; ``peers`` None leaves SEEDSVC_DATACENTER and SEEDSVC_PEERS to flags."""
+        federation = {} if peers is None else {"SEEDSVC_DATACENTER": self.name, "SEEDSVC_PEERS": peer_list(peers)}
+        return pod_env(self.plane, self.namespace, self.sa_dir, POD_NAME=f"cassandra-{pod}",
+                       POD_IP=address(self.number, pod), SEEDSVC_BOOTSTRAP_DATACENTER="dc1",
+                       SEEDSVC_CONNECT_TIMEOUT="1", SEEDSVC_REQUEST_TIMEOUT="2", **federation, **extra)
+
     def sidecar(self, pod: int, peers: list[Datacenter | tuple[str, str]], *, state_file: Path | None = None,
                 **extra: str) -> Served:
-        peer_list = ",".join(f"{p.name}={p.url}" if isinstance(p, Datacenter) else f"{p[0]}={p[1]}" for p in peers)
-        env = pod_env(self.plane, self.namespace, self.sa_dir, POD_NAME=f"cassandra-{pod}",
-                      POD_IP=address(self.number, pod), SEEDSVC_DATACENTER=self.name, SEEDSVC_PEERS=peer_list,
-                      SEEDSVC_BOOTSTRAP_DATACENTER="dc1", SEEDSVC_CONNECT_TIMEOUT="1", SEEDSVC_REQUEST_TIMEOUT="2",
-                      **({"SEEDSVC_STATE_FILE": str(state_file)} if state_file else {}), **extra)
+        env = self.env(pod, peers, **({"SEEDSVC_STATE_FILE": str(state_file)} if state_file else {}), **extra)
         return start("--port", str(self.port), env=env)
+
+
+def peer_list(peers: list[Datacenter | tuple[str, str]]) -> str:
+    return ",".join(f"{p.name}={p.url}" if isinstance(p, Datacenter) else f"{p[0]}={p[1]}" for p in peers)
 
 
 def datacenter(number: int, plane: ControlPlane, namespace: str, tmp_path: Path) -> Datacenter:
@@ -215,3 +226,64 @@ def test_two_control_planes_peer_over_http_and_a_hanging_peer_is_bounded(
         control_plane.api("PUT", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{SLICE}", moved)
         eventually("dc2 to hold dc1's new seed", lambda: seeds(dc2_pod2) == ",".join(
             [address(2, 0), address(2, 1), "127.0.71.9", address(1, 1)]))
+
+
+def test_one_shot_seeds_compose_peers_as_the_sidecar_does_within_bounds(
+    control_plane: ControlPlane, namespace: str, second_namespace: str, tmp_path: Path,
+    served_processes: list[Served],
+) -> None:
+    """``seedsvc seeds`` and ``current_seeds_sync()`` with a datacenter: one bounded fetch of each peer
+    (a real dc1 sidecar, a hanging dc3), composed exactly as the running dc2 sidecar composes."""
+    dc1 = datacenter(1, control_plane, namespace, tmp_path)
+    dc2 = datacenter(2, control_plane, second_namespace, tmp_path)
+    dc1.set_pods([0, 1, 2], first=True)
+    dc2.set_pods([0, 1], [2], first=True)
+    dc1_pod0 = dc1.sidecar(0, [dc2])
+    served_processes.append(dc1_pod0)
+    expected = [address(2, 0), address(1, 0), address(1, 1)]
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        peers: list[Datacenter | tuple[str, str]] = [dc1, ("dc3", f"http://127.0.0.1:{hanging.getsockname()[1]}")]
+        dc2_pod1 = dc2.sidecar(1, peers)
+        served_processes.append(dc2_pod1)
+        eventually("dc2 pod 1's list", lambda: seeds(dc2_pod1) == ",".join(expected))
+
+        began = time.monotonic()
+        cli = run_cli("seeds", "--json", "--timeout", "30", "--datacenter", "dc2", "--peers", peer_list(peers),
+                      env=dc2.env(1, None), timeout=90)
+        took = time.monotonic() - began
+        assert cli.returncode == 0, cli.stderr
+        answer = json.loads(cli.stdout)
+        assert answer["seeds"] == expected == document(dc2_pod1)["seeds"]
+        assert answer["datacenter"] == "dc2" and answer["datacenters"]["dc1"]["stale"] is False
+        dc3 = answer["datacenters"]["dc3"]
+        assert dc3["stale"] is True and dc3["seeds"] == [] and "timeout" in dc3["reason"], dc3
+        # The hanging peer costs its request timeout (2 s here), not the command's 30 s bound.
+        assert took < 30, took
+
+        found = current_seeds_sync(load({}, dc2.env(1, peers)), timeout=30)
+        assert list(found.seeds) == expected and found.datacenter == "dc2"
+        assert {d.name: d.stale for d in found.datacenters} == {"dc1": False, "dc2": False, "dc3": True}
+
+    # A new DC whose only peer is unreachable: no list, never its own pods (exit 1, the reason said).
+    dc1_pod0.stop()
+    dc2.set_pods([], [0, 1, 2])
+    cli = run_cli("seeds", "--timeout", "20", env=dc2.env(0, [dc1]), timeout=60)
+    assert cli.returncode == 1 and cli.stdout == "", (cli.stdout, cli.stderr)
+    assert "no peer datacenter seed known" in cli.stderr, cli.stderr
+
+
+def test_the_two_dc_demo_light_path_runs_and_shows_a_stale_peer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo DEMO_ARGS="--multi-dc --light --no-hold"` on its own control plane, tests' addresses."""
+    lines = demo_multidc.main(tmp_path, cassandra=False, hold=None,
+                              addresses=demo_multidc.Addresses(first_pod_ip="127.0.76.1", service_net="127.0.77"))
+    out = capsys.readouterr().out
+    for step in ("dc1 alone", "dc2 created while dc1 runs", "dc1's seedsvc unreachable", "dc1 reachable again"):
+        assert f"== {step}" in out, out
+    unreachable = out.split("== dc1's seedsvc unreachable")[1].split("== ")[0]
+    assert '"dc1": {"seeds": ["127.0.76.1", ' in unreachable and '"stale": true' in unreachable, unreachable
+    for dc, pod_lines in lines.items():
+        assert len(pod_lines) == 3 and all("/seeds -> 200 " in line for line in pod_lines), (dc, pod_lines)

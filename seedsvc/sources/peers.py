@@ -155,6 +155,10 @@ class PeerClient:
                 try:
                     answer, etag = await self._poll(session, last, etag)
                 except PeerError as exc:
+                    if last is not None:
+                        # The next request asks for the current list at once: a long-poll past the old
+                        # generation would leave the peer stale for a whole wait after it recovers.
+                        last = replace(last, generation=None)
                     delay = self._backoff.next_delay()
                     yield Failure(exc.reason, f"{self.config.seeds_url}: {exc.detail}", retry_in=delay)
                     await self._sleep(delay)

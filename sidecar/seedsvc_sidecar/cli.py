@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     # No abbreviations: "--seed" must not silently mean --seeds, nor "--dns" fail as ambiguous.
     serve = commands.add_parser("serve", help="run the sidecar: discovery plus the HTTP API", allow_abbrev=False)
     _add_options(serve)
-    seeds = commands.add_parser("seeds", help="print the current seed list once", allow_abbrev=False)
+    seeds = commands.add_parser("seeds", allow_abbrev=False,
+                                help="print the current seed list once (with --datacenter, each peer DC asked once)")
     seeds.add_argument("--json", action="store_true",
                        help="print the JSON document of GET /seeds?format=json instead")
     seeds.add_argument("--timeout", type=_positive_seconds, default=SEEDS_TIMEOUT, metavar="SECONDS",
