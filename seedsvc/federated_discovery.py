@@ -26,13 +26,14 @@ from seedsvc.discovery import Discovery, NullObserver, Observer
 from seedsvc.federation import (
     NO_BOOTSTRAP_ORDINAL,
     DatacenterStatus,
+    FederationMemory,
     FederationRules,
     PeerSeeds,
     compose,
     datacenter_selection,
 )
 from seedsvc.records import Identity
-from seedsvc.selection import Memory, Policy, Selection
+from seedsvc.selection import Memory, Mode, Policy, Selection
 from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, Restart, Source, View
 from seedsvc.sources.factory import build_source
@@ -126,6 +127,7 @@ class FederatedDiscovery:
     wall: Callable[[], datetime] = lambda: datetime.now(UTC)
     _peer_state: dict[str, PeerSeeds] = field(default_factory=dict)
     _scope_memory: Memory = field(default_factory=Memory)
+    _memory: FederationMemory = field(default_factory=FederationMemory)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -197,7 +199,9 @@ class FederatedDiscovery:
         own = datacenter_selection(endpoints, policy=self.scope_policy, now=now, memory=self._scope_memory)
         self._scope_memory = own.memory
         peers = list(self._peer_state.values())
-        composition = compose(local, identity=self.identity, peers=peers, rules=self.rules, now=now)
+        composition = compose(local, identity=self.identity, peers=peers, rules=self.rules, now=now,
+                              memory=self._memory)
+        self._memory = composition.memory
         statuses = (
             DatacenterStatus(self.datacenter, own.served, local_snapshot.stale, local_snapshot.last_success,
                              local_snapshot.last_error or (own.reason or None), own=True),
@@ -218,6 +222,8 @@ class FederatedDiscovery:
             # The local Discovery logs its own list; this line is what /seeds serves, peers included.
             log.info("served now %s (%s, with peer datacenters)", ",".join(composition.selection.served) or "-",
                      composition.selection.mode)
+            if composition.selection.mode is Mode.BOOTSTRAP:
+                log.warning("seeding itself: %s", composition.selection.reason)
             await self._persist()
         return _earliest(own.next_deadline, composition.next_deadline)
 
@@ -247,7 +253,8 @@ def build_federation(
     ``source`` replaces the configured local source (tests feed their own views through it).
 
     ``served`` may already hold a list restored from the state file: that is what marks a pod as one
-    that has run before, allowed the whole-DC restart fallback even outside the bootstrap DC.
+    that has run before, allowed the whole-DC restart fallback even outside the bootstrap DC, and, as
+    its DC's bootstrap-ordinal pod, regional recovery (:func:`seedsvc.federation.compose`).
     """
     group = settings.federation
     if group.datacenter is None:
@@ -266,7 +273,9 @@ def build_federation(
     )
     rules = FederationRules(peer_count=group.peer_count, may_seed_itself=group.bootstrap_here,
                             may_restart_fallback=group.bootstrap_here or served.snapshot.servable,
-                            expiry=group.peer_expiry)
+                            expiry=group.peer_expiry, has_run_before=served.snapshot.servable,
+                            bootstrap_ordinal=settings.selection.bootstrap_ordinal,
+                            recovery_after=settings.selection.restart_fallback_after)
     return FederatedDiscovery(
         datacenter=group.datacenter, local=local, stage=stage, peers=clients, served=served, scope=scope,
         identity=settings.identity, scope_policy=settings.selection, rules=rules, observer=observer,

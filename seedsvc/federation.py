@@ -10,7 +10,13 @@ Two views come out of here:
   self-exclusion, no peer seeds). Peers long-poll it as ``GET /seeds?scope=datacenter``.
 - :func:`compose`, what one caller is served: its local list (section 2, self-exclusion included)
   followed by each peer's seeds, peers in name order, at most ``peer_count`` each, duplicates removed,
-  never the caller itself unless it is the bootstrap pod of the bootstrap DC and no peer seed is known.
+  never the caller itself unless it is the bootstrap pod of the bootstrap DC and no peer seed is known,
+  or the regional-recovery rule below applies.
+
+Regional recovery: the bootstrap-ordinal pod of any DC with peers whose sidecar restored a state file
+(``FederationRules.has_run_before``) is served itself first once it has had no eligible local peer and
+no fresh peer seed for ``rules.recovery_after`` seconds. How long that has lasted is carried from one
+call to the next in :class:`FederationMemory`, as select() carries its own ``Memory``.
 """
 
 from __future__ import annotations
@@ -83,12 +89,29 @@ class FederationRules:
     island, which is exactly what a DC added to a running cluster must not do."""
     expiry: float = 86400.0
     """Seconds a failing peer's last seeds stay in the list."""
+    has_run_before: bool = False
+    """The caller's sidecar restored a state file: it has been served a list before, and (the overlay
+    keeps the file on the data volume) its node still has the data and saved ring state of that run."""
+    bootstrap_ordinal: int = 0
+    """The DC's bootstrap ordinal (the one-DC policy's, even where the DC may not seed itself): the
+    only pod regional recovery may serve itself, so a recovering DC re-forms around one node."""
+    recovery_after: float = 120.0
+    """Seconds without an eligible local peer and without a fresh peer seed before regional recovery
+    (the restart-fallback time: long enough for a peer DC's seedsvc to answer after a blip)."""
 
     def __post_init__(self) -> None:
         if self.peer_count < 1:
             raise ValueError(f"peer_count must be at least 1, got {self.peer_count}")
-        if self.expiry < 0:
-            raise ValueError("expiry must not be negative")
+        if self.expiry < 0 or self.recovery_after < 0:
+            raise ValueError("durations must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class FederationMemory:
+    """What compose() carries from one call to the next. Start with ``FederationMemory()``."""
+
+    alone_since: float | None = None
+    """Since when the caller has had no eligible local peer and no fresh peer seed; None while it has."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +122,9 @@ class Composition:
     peer_parts: tuple[tuple[str, tuple[str, ...]], ...]
     """(peer name, the addresses it contributed to ``selection.served``), in name order."""
     next_deadline: float | None
-    """When a stale peer's seeds expire, so composing again with the same inputs would differ."""
+    """When a stale peer's seeds expire or regional recovery comes due, so composing again with the
+    same inputs would differ."""
+    memory: FederationMemory = FederationMemory()
 
 
 def datacenter_selection(
@@ -125,11 +150,20 @@ def compose(
     peers: Sequence[PeerSeeds],
     rules: FederationRules,
     now: float,
+    memory: FederationMemory | None = None,
 ) -> Composition:
     """The caller's list: local part, then peers' parts (name order, ``rules.peer_count`` each)."""
     if not peers and rules.may_seed_itself and rules.may_restart_fallback:
         # A DC without peers is its own bootstrap DC: exactly the single-DC answer, reasons included.
         return Composition(local, (), None)
+    composition = _compose_lists(local, identity=identity, peers=peers, rules=rules, now=now)
+    return _regional_recovery(composition, local, identity=identity, peers=peers, rules=rules, now=now,
+                              memory=memory or FederationMemory())
+
+
+def _compose_lists(
+    local: Selection, *, identity: Identity, peers: Sequence[PeerSeeds], rules: FederationRules, now: float
+) -> Composition:
     own = {identity.pod_ip} if identity.pod_ip else set()
     # The caller is never a remote seed of itself: its address in a peer's answer means overlapping
     # address ranges or a misconfigured peer, and serving it would let the caller skip bootstrap.
@@ -160,6 +194,41 @@ def compose(
         return Composition(_peers_only(local, peer_seeds, why), tuple(parts), deadline)
     unavailable = replace(local, served=(), mode=Mode.UNAVAILABLE, reason=f"{why}; no peer datacenter seed known yet")
     return Composition(unavailable, tuple(parts), deadline)
+
+
+def _regional_recovery(
+    composition: Composition,
+    local: Selection,
+    *,
+    identity: Identity,
+    peers: Sequence[PeerSeeds],
+    rules: FederationRules,
+    now: float,
+    memory: FederationMemory,
+) -> Composition:
+    """The bootstrap-ordinal pod of a DC that has run before seeds itself once it has been alone long.
+
+    A whole DC restarted under ``OrderedReady`` while every peer DC is down starts pod 0 alone: no
+    local peer, no peer seed reachable (peer seeds are not persisted), so Cassandra would exit "Unable
+    to gossip with any peers" and pod 1 would never be created. A node with data and saved ring state
+    that seeds itself does not found a new cluster: it reconnects to its saved peers when they return.
+    Without the evidence (a new DC, or a pod that lost its data volume) the pod keeps waiting.
+    """
+    own = identity.pod_ip
+    fresh_seed = any(a != own for p in peers if not p.stale for a in p.usable_seeds(now, rules.expiry))
+    alone = local.memory.no_peer_since is not None and not fresh_seed
+    since = (memory.alone_since if memory.alone_since is not None else now) if alone else None
+    remembered = replace(composition, memory=FederationMemory(alone_since=since))
+    if (since is None or not own or not rules.has_run_before or identity.ordinal != rules.bootstrap_ordinal
+            or own in composition.selection.served):
+        return remembered
+    due = since + rules.recovery_after
+    if now < due:
+        return replace(remembered, next_deadline=_earliest((composition.next_deadline, due)))
+    reason = (f"no eligible local peer and no fresh peer datacenter seed for {rules.recovery_after:g} s; "
+              f"{identity.pod_name} has run before (state file restored) and seeds itself, then known seeds")
+    served = (own, *composition.selection.served)
+    return replace(remembered, selection=replace(local, served=served, mode=Mode.BOOTSTRAP, reason=reason))
 
 
 def _local_part(local: Selection, own: set[str], rules: FederationRules) -> tuple[str, ...] | None:

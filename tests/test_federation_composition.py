@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from seedsvc.federation import (
     NO_BOOTSTRAP_ORDINAL,
     Composition,
+    FederationMemory,
     FederationRules,
     PeerSeeds,
     compose,
@@ -168,6 +169,94 @@ def test_datacenter_scope_applies_the_whole_restart_fallback() -> None:
     assert later.served == (ipv4(1), ipv4(2)) and later.mode is Mode.RESTART_FALLBACK
 
 
+# --- regional recovery: the bootstrap-ordinal pod of a DC that has run before ------------------------
+
+NO_BOOTSTRAP = Policy(restart_fallback_after=120, bootstrap_ordinal=NO_BOOTSTRAP_ORDINAL)
+HAS_RUN = FederationRules(has_run_before=True, recovery_after=120)
+ALONE = [Endpoint(ipv4(1), pod(0), ready=False)]
+"""dc2 restarted under OrderedReady: pod 0 exists, nothing else does."""
+
+
+def walk(records: list[Endpoint], caller: Identity, peers_at: dict[float, list[PeerSeeds]],
+         rules: FederationRules = HAS_RUN) -> dict[float, Composition]:
+    """Compose at each time in order, carrying both memories as the sidecar does."""
+    local_memory, memory, out = None, FederationMemory(), {}
+    for now, peers in sorted(peers_at.items()):
+        lst = select(records, policy=NO_BOOTSTRAP, identity=caller, now=now, memory=local_memory)
+        out[now] = compose(lst, identity=caller, peers=peers, rules=rules, now=now, memory=memory)
+        local_memory, memory = lst.memory, out[now].memory
+    return out
+
+
+def dc1_down() -> list[PeerSeeds]:
+    # dc1 answered until t=-10, failing since: its seeds are stale (not expired).
+    return [PeerSeeds("dc1", DC2[:2], fetched_at=-10, stale=True, reason="unreachable: refused")]
+
+
+def test_pod_0_that_has_run_before_seeds_itself_after_the_fallback_time_then_stale_peer_seeds() -> None:
+    out = walk(ALONE, me(0), {t: dc1_down() for t in (0, 60, 119, 120, 500)})
+    for early in (0, 60, 119):
+        assert served(out[early]) == ("10.2.0.1", "10.2.0.2")
+        assert out[early].selection.mode is Mode.PEERS
+        assert out[early].next_deadline == 120, "the composer wakes when recovery comes due"
+    for late in (120, 500):
+        assert served(out[late]) == (ipv4(1), "10.2.0.1", "10.2.0.2")
+        assert out[late].selection.mode is Mode.BOOTSTRAP
+        assert "has run before" in out[late].selection.reason
+
+
+def test_pod_0_that_has_run_before_with_no_peer_seed_known_at_all_serves_itself_alone() -> None:
+    # The sidecar restarted too: peer seeds are not persisted, so nothing at all is known of dc1.
+    out = walk(ALONE, me(0), {t: [PeerSeeds("dc1", reason="unreachable: refused", stale=True)] for t in (0, 119, 120)})
+    assert served(out[0]) == () and served(out[119]) == ()
+    assert served(out[120]) == (ipv4(1),)
+
+
+def test_never_for_a_pod_without_a_restored_state_file() -> None:
+    # A new DC, or a pod whose data volume (and with it the state file) was lost: it waits.
+    out = walk(ALONE, me(0), {t: dc1_down() for t in (0, 120, 10_000)}, rules=FederationRules())
+    assert all(ipv4(1) not in served(c) for c in out.values())
+    out = walk(ALONE, me(0), {t: [PeerSeeds("dc1")] for t in (0, 120, 10_000)}, rules=FederationRules())
+    assert all(served(c) == () for c in out.values())
+
+
+def test_never_while_a_fresh_peer_seed_exists() -> None:
+    out = walk(ALONE, me(0), {t: [fresh("dc1", DC2)] for t in (0, 120, 10_000)})
+    assert all(served(c) == ("10.2.0.1", "10.2.0.2") for c in out.values())
+    assert all(c.memory.alone_since is None for c in out.values())
+
+
+def test_never_while_an_eligible_local_peer_exists() -> None:
+    both = [Endpoint(ipv4(1), pod(0), ready=False), Endpoint(ipv4(2), pod(1))]
+    out = walk(both, me(0), {t: dc1_down() for t in (0, 120, 10_000)})
+    assert all(served(c) == (ipv4(2), "10.2.0.1", "10.2.0.2") for c in out.values())
+
+
+def test_never_for_a_pod_that_is_not_the_bootstrap_ordinal() -> None:
+    pod_1_alone = [Endpoint(ipv4(2), pod(1), ready=False)]
+    out = walk(pod_1_alone, me(1), {t: dc1_down() for t in (0, 120, 10_000)})
+    assert all(ipv4(2) not in served(c) for c in out.values())
+
+
+def test_a_fresh_peer_seed_in_between_restarts_the_wait() -> None:
+    peers: dict[float, list[PeerSeeds]] = {0: dc1_down(), 100: [fresh("dc1", DC2)], 150: dc1_down(),
+                                           269: dc1_down(), 270: dc1_down()}
+    out = walk(ALONE, me(0), peers)
+    assert out[100].memory.alone_since is None
+    assert out[150].memory.alone_since == 150
+    assert ipv4(1) not in served(out[269])
+    assert served(out[270])[0] == ipv4(1)
+
+
+def test_restart_fallback_peers_follow_the_recovering_pod() -> None:
+    # Both pods exist, both unready (started together): pod 0 seeds itself, pod 1 is only served pod 0.
+    unready = [Endpoint(ipv4(n + 1), pod(n), ready=False) for n in range(2)]
+    zero = walk(unready, me(0), {t: dc1_down() for t in (0, 120)})
+    assert served(zero[120]) == (ipv4(1), ipv4(2), "10.2.0.1", "10.2.0.2")
+    one = walk(unready, me(1), {t: dc1_down() for t in (0, 120)})
+    assert served(one[120]) == (ipv4(1), "10.2.0.1", "10.2.0.2")
+
+
 # --- properties -------------------------------------------------------------------------------------
 
 PEER_NAMES = st.sampled_from(["dc1", "dc2", "dc3", "eu-west", "us-east"])
@@ -187,7 +276,7 @@ def peer_states(draw: st.DrawFn, local_addresses: list[str]) -> list[PeerSeeds]:
     return peers
 
 
-Scenario = tuple[Selection, Identity, list[PeerSeeds], FederationRules]
+Scenario = tuple[Selection, Identity, list[PeerSeeds], FederationRules, FederationMemory]
 
 
 @st.composite
@@ -202,15 +291,24 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     selection = select(records, policy=policy, identity=identity, now=NOW, memory=first.memory)
     peers = draw(peer_states([e.address for e in records] + ([identity.pod_ip] if identity.pod_ip else [])))
     rules = FederationRules(peer_count=draw(st.integers(1, 3)), may_seed_itself=draw(st.booleans()),
-                            may_restart_fallback=draw(st.booleans()), expiry=DAY)
-    return selection, identity, peers, rules
+                            may_restart_fallback=draw(st.booleans()), expiry=DAY,
+                            has_run_before=draw(st.booleans()), bootstrap_ordinal=draw(st.sampled_from([0, 1])),
+                            recovery_after=float(draw(st.integers(0, 2 * int(NOW)))))
+    memory = FederationMemory(draw(st.one_of(st.none(), st.integers(0, int(NOW)).map(float))))
+    return selection, identity, peers, rules, memory
 
 
 @given(scenarios())
 def test_properties_of_the_composed_list(scenario: Scenario) -> None:
-    lst, identity, peers, rules = scenario
-    result = compose(lst, identity=identity, peers=peers, rules=rules, now=NOW)
+    lst, identity, peers, rules, memory = scenario
+    result = compose(lst, identity=identity, peers=peers, rules=rules, now=NOW, memory=memory)
     out = served(result)
+    if recovering(identity, result):
+        # Regional recovery: the caller first, then what it would have been served otherwise.
+        without = compose(lst, identity=identity, peers=peers, rules=replace(rules, has_run_before=False), now=NOW,
+                          memory=memory)
+        assert out == (identity.pod_ip, *served(without))
+        return
     usable = {p.name: p.usable_seeds(NOW, rules.expiry) for p in peers}
     known = {a for seeds in usable.values() for a in seeds if a != identity.pod_ip} - set(lst.served)
 
@@ -240,6 +338,38 @@ def test_properties_of_the_composed_list(scenario: Scenario) -> None:
         assert out[: len(lst.served)] == tuple(a for a in lst.served if a != identity.pod_ip)
     if lst.mode is Mode.RESTART_FALLBACK and not rules.may_restart_fallback:
         assert not set(out) & (set(lst.served) - set(peer_tail))
+
+
+def fresh_peer_seed(peers: list[PeerSeeds], identity: Identity) -> bool:
+    return any(a != identity.pod_ip for p in peers if not p.stale for a in p.usable_seeds(NOW, DAY))
+
+
+def recovering(identity: Identity, result: Composition) -> bool:
+    """The caller is served itself first by the regional-recovery rule."""
+    out = served(result)
+    return bool(identity.pod_ip and out and out[0] == identity.pod_ip and "has run before" in result.selection.reason)
+
+
+@given(scenarios())
+def test_regional_recovery_happens_exactly_when_its_rule_holds(scenario: Scenario) -> None:
+    lst, identity, peers, rules, memory = scenario
+    assume(peers or not (rules.may_seed_itself and rules.may_restart_fallback))
+    result = compose(lst, identity=identity, peers=peers, rules=rules, now=NOW, memory=memory)
+    alone = lst.memory.no_peer_since is not None and not fresh_peer_seed(peers, identity)
+    since = (memory.alone_since if memory.alone_since is not None else NOW) if alone else None
+    assert result.memory.alone_since == since
+    without = compose(lst, identity=identity, peers=peers, rules=replace(rules, has_run_before=False), now=NOW,
+                      memory=memory)
+    may = (since is not None and rules.has_run_before and bool(identity.pod_ip)
+           and identity.ordinal == rules.bootstrap_ordinal and identity.pod_ip not in served(without))
+    due = since is not None and since + rules.recovery_after <= NOW
+    assert recovering(identity, result) == (may and due)
+    if not (may and due):
+        assert served(result) == served(without)
+    if may and not due:
+        # Pending recovery is a deadline the composer wakes for.
+        assert since is not None and result.next_deadline is not None
+        assert result.next_deadline <= since + rules.recovery_after
 
 
 @given(st.data())

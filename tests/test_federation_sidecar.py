@@ -220,9 +220,10 @@ async def test_a_dc_that_ran_before_reforms_on_its_own_while_every_peer_is_down(
     async with datacenter("dc2", p2, peers={"dc1": p1}, pod=0, restored=restored,
                           restart_fallback_after=0.2) as dc2:
         await dc2.source.feed(pods("dc2", [], unready=[0, 1]))
-        # Whole-DC restart: after the fallback, pod 0 is served pod 1 (unready) and re-forms.
-        await wait_served(dc2, "127.0.2.2")
-        assert serving(dc2).mode is Mode.RESTART_FALLBACK
+        # Whole-DC restart: after the fallback, pod 0 (the bootstrap ordinal, state file restored) is
+        # served itself, then pod 1 (unready, rule 8), and re-forms (regional recovery, docs/multi-dc.md).
+        await wait_served(dc2, "127.0.2.1", "127.0.2.2")
+        assert serving(dc2).mode is Mode.BOOTSTRAP
         await dc2.source.feed(pods("dc2", [0, 1]))
         await wait_served(dc2, "127.0.2.2")
         assert await dc2.get("/seeds?scope=datacenter") == (200, "127.0.2.1,127.0.2.2")

@@ -16,8 +16,9 @@ seed set (its node stops serving CQL) and a running dc2 node's Gossiper drops it
 through dc2's sidecar long-polling dc1 and the shim's live reload; then takes it back (case 6).
 Then dc1's seedsvc becomes wholly unreachable: dc2's lists keep dc1's last seeds, marked stale (case
 3); dc1's nodes stop too and a dc2 node restarted meanwhile rejoins. Last, the whole of dc2 (nodes and
-sidecars) restarts while dc1 is down (case 4): each restarted sidecar, holding its state file, serves
-the other dc2 pod (rule 8, the whole-DC restart fallback), dc2 re-forms on its own, and once dc1 is
+sidecars) restarts while dc1 is down (case 4), in StatefulSet OrderedReady order: pod 0 alone, its
+sidecar holding its state file serves pod 0 itself after the fallback time (regional recovery), its
+node serves CQL, then pod 1 is created and served pod 0; dc2 re-forms on its own, and once dc1 is
 back the ring holds all four nodes again.
 """
 
@@ -148,6 +149,15 @@ def _wait_serving(sidecar: Sidecar, seeds: list[str], *, dc1_stale: bool) -> Non
     sidecar.wait_for_seeds(check, 60, f"seeds {','.join(seeds)} with dc1 {'stale' if dc1_stale else 'fresh'}")
 
 
+def _recreate_slice(plane: ControlPlane, namespace: str, dc: int, old: e2e.ReadinessKeeper, *,
+                    ordinals: list[int]) -> e2e.ReadinessKeeper:
+    """The DC's EndpointSlice holding only the pods that exist (StatefulSet OrderedReady creates them
+    one at a time), kept in step with their CQL ports by a new keeper."""
+    old.stop()
+    plane.api("DELETE", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices/{e2e.SLICE}")
+    return e2e.ReadinessKeeper(plane, namespace, {f"cassandra-{i}": address(dc, i) for i in ordinals}).start()
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("multidc-cassandra")
@@ -260,24 +270,30 @@ def test_a_second_dc_created_while_the_first_runs_joins_the_same_ring(
         wait_until(lambda: f"UN  {address(2, 1)}" in nodes[2, 0].nodetool("status"), timeout_s=120,
                    what="the restarted dc2 node Up/Normal again")
 
-        # Case 4: the whole of dc2 restarts, sidecars included, while dc1 is down. Each sidecar
-        # restores its state file (the pod has run before), sees every dc2 endpoint unready and, by
-        # rule 8, serves the other dc2 pod: dc2 re-forms on its own.
+        # Case 4: the whole of dc2 restarts, sidecars included, while dc1 is down, in the overlays'
+        # OrderedReady order: pod 0 is re-created alone (pod 1 does not exist until pod 0 is ready).
+        # Its sidecar restores its state file (the pod has run before) and, with no eligible local
+        # peer and no fresh peer seed for the fallback time, serves pod 0 itself (regional recovery):
+        # its node starts as its own seed with its saved ring state. Pod 1 follows, served pod 0.
         restart_began = time.monotonic()
         for i in range(2):
             nodes[2, i].stop()
         for i in range(2):
             keepers[2].wait_ready(f"cassandra-{i}", False, timeout=60)
             sidecars[2, i].stop()
-        for i in range(2):
-            sidecars[2, i] = _sidecar(control_plane, namespaces[2], 2, i, workdir)
-        for i in range(2):
-            _wait_serving(sidecars[2, i], [address(2, 1 - i)], dc1_stale=True)
-        for i in range(2):  # together: each one's only seed is the other, both in Gossip's shadow round
-            nodes[2, i].start()
-        for i in range(2):
-            nodes[2, i].wait_for_cql(START_TIMEOUT_S)
-            keepers[2].wait_ready(f"cassandra-{i}", True, timeout=60)
+        keepers[2] = _recreate_slice(control_plane, namespaces[2], 2, keepers[2], ordinals=[0])
+        sidecars[2, 0] = _sidecar(control_plane, namespaces[2], 2, 0, workdir)
+        _wait_serving(sidecars[2, 0], [address(2, 0)], dc1_stale=True)
+        nodes[2, 0].start()
+        nodes[2, 0].wait_for_cql(START_TIMEOUT_S)
+        keepers[2].wait_ready("cassandra-0", True, timeout=60)
+        keepers[2] = _recreate_slice(control_plane, namespaces[2], 2, keepers[2], ordinals=[0, 1])
+        keepers[2].wait_ready("cassandra-0", True, timeout=60)
+        sidecars[2, 1] = _sidecar(control_plane, namespaces[2], 2, 1, workdir)
+        _wait_serving(sidecars[2, 1], [address(2, 0)], dc1_stale=True)
+        nodes[2, 1].start()
+        nodes[2, 1].wait_for_cql(START_TIMEOUT_S)
+        keepers[2].wait_ready("cassandra-1", True, timeout=60)
         dc2_status = nodes[2, 0].nodetool("status")
         assert all(f"UN  {address(2, i)}" in dc2_status for i in range(2)), dc2_status
         dc2_reformed = time.monotonic()

@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from seedsvc.api import current_seeds_sync
+from seedsvc.seedlist import SeedList
 from seedsvc.settings import load
+from seedsvc.state import StateFile
 from seedsvc_devcluster import demo_multidc
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
@@ -184,13 +186,56 @@ def test_two_namespaces_new_dc_waits_joins_survives_its_peer_going_down_and_refo
         [address(2, 1), address(2, 2), address(1, 0), address(1, 1)]))
 
     # Whole-DC restart while the peer DC is still down: every dc2 pod unready, the sidecar restarted.
-    # It has run before (its state file), so after the fallback it is served its unready peers.
+    # It has run before (its state file), so after the fallback pod 0 is served itself (regional
+    # recovery), then its unready peers (rule 8).
     dc2_pod0.stop()
     dc2.set_pods([], [0, 1, 2])
     restarted = dc2.sidecar(0, [dc1], state_file=state_file, SEEDSVC_RESTART_FALLBACK_AFTER="1")
     served_processes.append(restarted)
-    eventually("the re-formed list", lambda: seeds(restarted) == f"{address(2, 1)},{address(2, 2)}")
-    assert document(restarted)["mode"] == "restart-fallback"
+    eventually("the re-formed list", lambda: seeds(restarted) == ",".join(address(2, i) for i in range(3)))
+    assert document(restarted)["mode"] == "bootstrap"
+
+
+RECOVERY_AFTER = 15.0
+"""The restart-fallback time of the regional-recovery test: long enough that the 503 before it is
+seen even when the sidecar starts slowly on a loaded machine."""
+
+
+def test_pod_0_that_has_run_before_seeds_itself_after_the_fallback_time_while_its_peer_is_down(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path, served_processes: list[Served],
+) -> None:
+    """Regional recovery under OrderedReady: dc2's pod 0 exists alone (pod 1 is not created before pod 0
+    is ready), dc1's seedsvc is unreachable and its seeds unknown (the sidecar restarted too)."""
+    dc2 = datacenter(2, control_plane, namespace, tmp_path)
+    dc2.set_pods([], [0], first=True)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
+        dc1 = ("dc1", f"http://127.0.0.1:{closed.getsockname()[1]}")
+        state_file = tmp_path / "dc2-pod0-state.json"
+        StateFile(state_file).save(SeedList(seeds=(address(2, 1), address(1, 0)), generation=4))
+        began = time.monotonic()
+        has_run = dc2.sidecar(0, [dc1], state_file=state_file, SEEDSVC_RESTART_FALLBACK_AFTER=f"{RECOVERY_AFTER:g}")
+        served_processes.append(has_run)
+        # The same pod without the evidence (a new DC, or a lost data volume), on its own port.
+        dc2.port = free_port()
+        never_ran = dc2.sidecar(0, [dc1], state_file=tmp_path / "none" / "state.json",
+                                SEEDSVC_RESTART_FALLBACK_AFTER=f"{RECOVERY_AFTER:g}")
+        served_processes.append(never_ran)
+
+        for sidecar in (has_run, never_ran):
+            eventually("dc1 failing", lambda s=sidecar: "dc1" in failing_peers(s))  # type: ignore[misc]
+            eventually("503 once the local view is in", lambda s=sidecar: s.get("/seeds")[0] == 503)  # type: ignore[misc]
+        assert "no peer datacenter seed known" in has_run.get("/seeds")[2]
+
+        eventually("pod 0 to seed itself", lambda: seeds(has_run) == address(2, 0), timeout=RECOVERY_AFTER + 60)
+        # A lower bound only: the wait starts after the process does, so it is never early.
+        assert time.monotonic() - began >= RECOVERY_AFTER
+        answer = document(has_run)
+        assert answer["mode"] == "bootstrap" and "has run before" in answer["reason"], answer
+        assert any("seeding itself" in line for line in has_run.log)
+
+        status, _, body = never_ran.get("/seeds")
+        assert status == 503 and "no peer datacenter seed known" in body, body
 
 
 def test_two_control_planes_peer_over_http_and_a_hanging_peer_is_bounded(
