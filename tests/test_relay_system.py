@@ -103,6 +103,11 @@ def test_every_pod_is_served_what_watching_the_api_would_serve_it(
     # The seeds (pod 0, and pod 1 with count 2) are never served themselves, and never an empty list.
     assert all(first.values())
     kubelet.set_ready(namespace, "cassandra-0", False)
+    # First the API must say so (the kubelet stand-in writes the status; on a loaded machine it lags),
+    # then every relay-mode sidecar must serve what select() gives its identity on that truth.
+    eventually("the API to show cassandra-0 unready", lambda: any(
+        p.name == "cassandra-0" and not p.ready for p in endpoint_truth(control_plane, namespace, "cassandra")),
+        timeout=180)
     second = eventually("the lists after pod 0 turned unready", lambda: (a := all_match()) and a != first and a)
     assert pods[0]["status"]["podIP"] not in ",".join(second.values())
     for sidecar in sidecars.values():
