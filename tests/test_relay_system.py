@@ -102,14 +102,20 @@ def test_every_pod_is_served_what_watching_the_api_would_serve_it(
     first = eventually("every pod's list to equal select() for its identity", all_match)
     # The seeds (pod 0, and pod 1 with count 2) are never served themselves, and never an empty list.
     assert all(first.values())
-    kubelet.set_ready(namespace, "cassandra-0", False)
+    # Turn the first seed unready (which pod that is depends on how pods were spread over the zones),
+    # so that the lists must change.
+    truth = endpoint_truth(control_plane, namespace, "cassandra")
+    records = [Endpoint(p.ip, p.name, p.zone, p.ready) for p in truth]
+    seed = select(records, policy=policy, identity=Identity(), now=0).served[0]
+    victim = next(p.name for p in truth if p.ip == seed)
+    kubelet.set_ready(namespace, victim, False)
     # First the API must say so (the kubelet stand-in writes the status; on a loaded machine it lags),
     # then every relay-mode sidecar must serve what select() gives its identity on that truth.
-    eventually("the API to show cassandra-0 unready", lambda: any(
-        p.name == "cassandra-0" and not p.ready for p in endpoint_truth(control_plane, namespace, "cassandra")),
+    eventually(f"the API to show {victim} unready", lambda: any(
+        p.name == victim and not p.ready for p in endpoint_truth(control_plane, namespace, "cassandra")),
         timeout=180)
-    second = eventually("the lists after pod 0 turned unready", lambda: (a := all_match()) and a != first and a)
-    assert pods[0]["status"]["podIP"] not in ",".join(second.values())
+    second = eventually(f"the lists after {victim} turned unready", lambda: (a := all_match()) and a != first and a)
+    assert seed not in ",".join(second.values())
     for sidecar in sidecars.values():
         assert readyz(sidecar)["source"] == "relay" and not readyz(sidecar)["stale"]
 
