@@ -21,6 +21,7 @@ import aiohttp
 from seedsvc.records import Endpoint, InvalidAddress, normalize_address
 from seedsvc.sources.backoff import Backoff
 from seedsvc.sources.events import Failure
+from seedsvc.sources.transport_failures import transport_failure
 
 PEER_WAIT = 55.0
 """Seconds one long-poll may wait on the peer: under the 60 s idle timeout of many proxies and load
@@ -118,7 +119,7 @@ def parse_datacenter_answer(body: bytes) -> PeerAnswer:
 
 
 DATACENTER_VIEW = PeerView("datacenter", "text/plain", parse_datacenter_answer)
-"""A peer DC's seed set, as text (DESIGN.md section 7)."""
+"""A peer DC's seed set, as text (docs/design.md section 8)."""
 
 
 class PeerClient:
@@ -200,18 +201,14 @@ class PeerClient:
                 raise PeerError(_status_reason(response.status), f"{response.status}: {_first_line(body)}")
         except PeerError:
             raise
-        except aiohttp.ClientConnectorCertificateError as exc:  # before ssl's: it subclasses it
-            raise PeerError("tls", f"peer certificate not trusted: {exc.certificate_error}") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise PeerError("tls", f"peer certificate not trusted: {exc.verify_message}") from None
-        except aiohttp.ClientSSLError as exc:
-            raise PeerError("tls", f"TLS failed: {exc}") from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise PeerError("timeout", f"no complete answer within {limit:g} s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise PeerError("unreachable", f"cannot connect: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise PeerError("unreachable", f"{type(exc).__name__}: {exc}"[:200]) from None
+        except (TimeoutError, ssl.SSLError, aiohttp.ClientError) as exc:
+            failure = transport_failure(exc, other_side="peer")
+            if failure is None:
+                raise
+            reason, detail = failure
+            if reason == "timeout":
+                detail = f"no complete answer within {limit:g} s"
+            raise PeerError(reason, detail) from None
 
 
 async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes:

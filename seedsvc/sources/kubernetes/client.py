@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess
+from seedsvc.sources.transport_failures import transport_failure
 
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 """Longest watch event line accepted (one JSON object: the event type and the whole object).
@@ -234,18 +235,12 @@ class _Request:
                 timeout=self._timeout,
                 server_hostname=client.access.server_hostname,
             )
-        except aiohttp.ClientConnectorCertificateError as exc:  # before ssl's: it subclasses it
-            raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.certificate_error}") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise ApiError("tls", f"{url}: API server certificate not trusted: {exc.verify_message}") from None
-        except aiohttp.ClientSSLError as exc:
-            raise ApiError("tls", f"{url}: TLS failed: {exc}") from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise ApiError("timeout", f"{self._method} {url}: timed out") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise ApiError("unreachable", f"{self._method} {url}: cannot connect: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise ApiError("unreachable", f"{self._method} {url}: {exc}") from None
+        except (TimeoutError, ssl.SSLError, aiohttp.ClientError) as exc:
+            failure = transport_failure(exc, other_side="API server")
+            if failure is None:
+                raise
+            reason, detail = failure
+            raise ApiError(reason, f"{self._method} {url}: {detail}") from None
         return self._response
 
     async def __aexit__(self, *exc: object) -> None:
