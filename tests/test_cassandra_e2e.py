@@ -166,22 +166,30 @@ class Ring:
     workdir: Path
 
     def make_sidecar(self, pod: str) -> Sidecar:
-        env = incluster_sidecar_env(
-            self.plane,
-            namespace=self.namespace,
-            service_account=SERVICE_ACCOUNT,
-            pod_name=pod,
-            pod_ip=ADDRESS_OF[pod],
-            sa_dir=self.workdir / "serviceaccount" / pod,
-            extra={
-                "SEEDSVC_SOURCE": "kubernetes",
-                "SEEDSVC_API": "endpointslices",
-                "CASSANDRA_SERVICE": SERVICE,
-                "SEEDSVC_FLAP_GRACE": str(FLAP_GRACE_S),
-                "SEEDSVC_STATE_FILE": str(self.workdir / "state" / f"{pod}.json"),
-            },
-        )
-        return Sidecar(pod, env, self.workdir / "logs" / f"sidecar-{pod}.log")
+        return ring_sidecar(self.plane, self.namespace, self.workdir, pod, ADDRESS_OF[pod])
+
+
+def ring_sidecar(plane: ControlPlane, namespace: str, workdir: Path, pod: str, address: str,
+                 **extra: str) -> Sidecar:
+    """The pod's sidecar as the ring tests run it (not started): the pod's token, identity and state
+    file, the Kubernetes source on the test slice, a short flap grace; ``extra`` adds settings."""
+    env = incluster_sidecar_env(
+        plane,
+        namespace=namespace,
+        service_account=SERVICE_ACCOUNT,
+        pod_name=pod,
+        pod_ip=address,
+        sa_dir=workdir / "serviceaccount" / pod,
+        extra={
+            "SEEDSVC_SOURCE": "kubernetes",
+            "SEEDSVC_API": "endpointslices",
+            "CASSANDRA_SERVICE": SERVICE,
+            "SEEDSVC_FLAP_GRACE": str(FLAP_GRACE_S),
+            "SEEDSVC_STATE_FILE": str(workdir / "state" / f"{pod}.json"),
+            **extra,
+        },
+    )
+    return Sidecar(pod, env, workdir / "logs" / f"sidecar-{pod}.log")
 
 
 def _shim_jar() -> Path:

@@ -40,14 +40,12 @@ from seedsvc_devcluster import cassandra as harness
 from seedsvc_devcluster.cassandra.java import find_java, java_major
 from seedsvc_devcluster.cassandra.release import RELEASES, Release
 from seedsvc_devcluster.controlplane import ControlPlane
-from seedsvc_devcluster.pods import incluster_sidecar_env
 from seedsvc_devcluster.sidecar_process import SidecarProcess as Sidecar
 from tests.cassandra_checks import poll
 
 # The Kubernetes side (namespace, RBAC, hand-managed EndpointSlice) and the log/JMX readers are the e2e test's.
 from tests.test_cassandra_e2e import (
-    SERVICE,
-    SERVICE_ACCOUNT,
+    FLAP_GRACE_S,
     SHIM_CLASS,
     SHIM_JAR,
     ReadinessKeeper,
@@ -55,13 +53,13 @@ from tests.test_cassandra_e2e import (
     _log_time,
     _set_up_namespace,
     _shim_jar,
+    ring_sidecar,
 )
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.controlplane]
 
 FOUNDER, JOINER = "cassandra-0", "cassandra-1"
 CLUSTER_NAME = "seedsvc-lines"
-FLAP_GRACE_S = 3.0
 SIDECAR_PORT = 8080
 START_TIMEOUT_S = 400.0  # a cold JVM on a 2-core machine at load 15; "does not hang", not a speed bound
 MEASUREMENTS: dict[str, dict[str, float]] = {}
@@ -88,25 +86,10 @@ class LineRing:
         return self.keeper.pods[pod]
 
     def start_sidecar(self, pod: str) -> Sidecar:
-        env = incluster_sidecar_env(
-            self.plane,
-            namespace=self.namespace,
-            service_account=SERVICE_ACCOUNT,
-            pod_name=pod,
-            pod_ip=self.address(pod),
-            sa_dir=self.workdir / "serviceaccount" / pod,
-            extra={
-                "SEEDSVC_SOURCE": "kubernetes",
-                "SEEDSVC_API": "endpointslices",
-                "CASSANDRA_SERVICE": SERVICE,
-                "SEEDSVC_FLAP_GRACE": str(FLAP_GRACE_S),
-                "SEEDSVC_STATE_FILE": str(self.workdir / "state" / f"{pod}.json"),
-                # A fixed port, as in a pod: a sidecar restarted on the same address is found again by
-                # the running node's shim (port 0 would move it).
-                "SEEDSVC_PORT": str(SIDECAR_PORT),
-            },
-        )
-        self.sidecars[pod] = Sidecar(pod, env, self.workdir / "logs" / f"sidecar-{pod}.log").start()
+        # A fixed port, as in a pod: a sidecar restarted on the same address is found again by the
+        # running node's shim (port 0 would move it).
+        self.sidecars[pod] = ring_sidecar(self.plane, self.namespace, self.workdir, pod, self.address(pod),
+                                          SEEDSVC_PORT=str(SIDECAR_PORT)).start()
         return self.sidecars[pod]
 
     def make_node(self, pod: str, *, startup_wait_ms: str = "300000") -> harness.CassandraNode:
