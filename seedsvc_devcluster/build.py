@@ -87,6 +87,9 @@ class GoModule:
     upstream: str
     version_key: str
     binaries: tuple[str, ...]
+    # Build tags that leave out plugins the local cluster never uses (containerd's devmapper and ZFS
+    # snapshotters); btrfs needs cgo and is left out by CGO_ENABLED=0 already.
+    tags: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -99,9 +102,16 @@ MODULES: tuple[GoModule, ...] = (
         "kubernetes",
         "k8s.io/kubernetes",
         "KUBERNETES_VERSION",
-        ("kube-apiserver", "kube-controller-manager", "kubectl"),
+        ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet"),
     ),
     GoModule("coredns", "github.com/coredns/coredns", "COREDNS_VERSION", ("coredns",)),
+    GoModule(
+        "containerd",
+        "github.com/containerd/containerd/v2",
+        "CONTAINERD_VERSION",
+        ("containerd", "containerd-shim-runc-v2", "ctr"),
+        tags=("no_devmapper", "no_zfs"),
+    ),
 )
 
 BINARIES: tuple[str, ...] = tuple(name for module in MODULES for name in module.binaries)
@@ -160,7 +170,8 @@ def build_key() -> str:
     toolchain = _run_go(["env", "GOVERSION", "GOOS", "GOARCH"], cwd=CONTROLPLANE_DIR, timeout=60)
     digest.update(toolchain.encode())
     patches = [[p.module, p.file, p.old, p.new] for p in PATCHES]
-    digest.update(json.dumps([GO_BUILD_FLAGS, sorted(GO_BUILD_ENV.items()), patches]).encode())
+    tags = [[module.directory, *module.tags] for module in MODULES]
+    digest.update(json.dumps([GO_BUILD_FLAGS, sorted(GO_BUILD_ENV.items()), patches, tags]).encode())
     return digest.hexdigest()[:20]
 
 
@@ -191,8 +202,9 @@ def _build_into(bin_dir: Path, *, log: bool) -> None:
                 print(f"[build] {module.directory}: {', '.join(module.binaries)}", file=sys.stderr, flush=True)
             modfile = _patched_modfile(module, staging.parent / "work")
             modfile_flags = [f"-modfile={modfile}"] if modfile else []
+            tag_flags = [f"-tags={','.join(module.tags)}"] if module.tags else []
             _run_go(
-                ["build", *GO_BUILD_FLAGS, *modfile_flags, "-o", str(staging) + "/", "./cmd/..."],
+                ["build", *GO_BUILD_FLAGS, *modfile_flags, *tag_flags, "-o", str(staging) + "/", "./cmd/..."],
                 cwd=module.path,
                 timeout=BUILD_TIMEOUT_S,
                 extra_env=GO_BUILD_ENV,
