@@ -68,6 +68,25 @@ PATCHES: tuple[SourcePatch, ...] = (
         old="if ip.IsLoopback() {",
         new="if ip.IsLoopback() && false { // seedsvc test build: pods have 127.0.10.x IPs",
     ),
+    # The node mode runs three kubelets on one 2-core machine, and the deploy/ manifests ask for 2.1 CPUs
+    # per Cassandra pod (Guaranteed QoS, as in production): a kubelet reporting the real core count
+    # could run none of them. SEEDSVC_NODE_MILLICPU, when set, is the CPU capacity the kubelet reports
+    # instead; the containers' CFS quotas still hold them to their limits. Unset: upstream behaviour.
+    SourcePatch(
+        module="k8s.io/kubernetes",
+        file="pkg/kubelet/cadvisor/util.go",
+        old='import (\n\t"strings"\n',
+        new='import (\n\t"os"\n\t"strconv"\n\t"strings"\n',
+    ),
+    SourcePatch(
+        module="k8s.io/kubernetes",
+        file="pkg/kubelet/cadvisor/util.go",
+        old="int64(info.NumCores*1000),",
+        new=(
+            "func() int64 { if v, err := strconv.ParseInt(os.Getenv(\"SEEDSVC_NODE_MILLICPU\"), 10, 64); "
+            "err == nil && v > 0 { return v }; return int64(info.NumCores * 1000) }(),"
+        ),
+    ),
 )
 
 
