@@ -43,10 +43,10 @@ def http_json(
     return payload if raw else json.loads(payload)
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, *, context: ssl.SSLContext | None = None) -> bool:
     """True when GET ``url`` answers 200 within the timeout."""
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S, context=context) as response:
             return int(response.status) == 200
     except OSError:
         return False

@@ -20,6 +20,7 @@ from seedsvc_devcluster.controlplane.kubeconfig import write_kubeconfig
 from seedsvc_devcluster.controlplane.options import (
     DEFAULT_CONTROLLERS,
     LOOPBACK,
+    NODE_CONTROLLERS,
     ControlPlaneError,
     ControlPlaneOptions,
 )
@@ -29,6 +30,7 @@ from seedsvc_devcluster.controlplane.plane import ControlPlane, wait_until
 __all__ = [
     "DEFAULT_CONTROLLERS",
     "LOOPBACK",
+    "NODE_CONTROLLERS",
     "ControlPlane",
     "ControlPlaneError",
     "ControlPlaneOptions",

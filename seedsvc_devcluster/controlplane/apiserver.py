@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seedsvc_devcluster.controlplane.options import LOOPBACK, ControlPlaneOptions
+from seedsvc_devcluster.controlplane.options import ControlPlaneOptions
 from seedsvc_devcluster.controlplane.pki import Pki
 
 
@@ -15,12 +15,17 @@ def apiserver_argv(
     argv = [
         str(binary),
         f"--etcd-servers={etcd_url}",
-        f"--bind-address={LOOPBACK}",
-        f"--advertise-address={LOOPBACK}",
+        f"--bind-address={opts.address}",
+        f"--advertise-address={opts.address}",
         f"--secure-port={port}",
         f"--tls-cert-file={pki.apiserver.cert}",
         f"--tls-private-key-file={pki.apiserver.key}",
         f"--client-ca-file={pki.ca.cert}",
+        # For logs and exec on real kubelets (the node mode); kubelets authorise it as system:masters.
+        f"--kubelet-client-certificate={pki.kubelet_client.cert}",
+        f"--kubelet-client-key={pki.kubelet_client.key}",
+        f"--kubelet-certificate-authority={pki.ca.cert}",
+        "--kubelet-preferred-address-types=InternalIP",
         "--authorization-mode=Node,RBAC",
         "--enable-admission-plugins=NodeRestriction",
         f"--service-account-issuer=https://kubernetes.default.svc.{opts.cluster_domain}",

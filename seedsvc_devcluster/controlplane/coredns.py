@@ -8,12 +8,12 @@ from seedsvc_devcluster.controlplane.options import LOOPBACK, ControlPlaneOption
 
 
 def corefile(options: ControlPlaneOptions, *, kubeconfig: Path, port: int, ready_port: int) -> str:
-    """Corefile serving the cluster domain from the API, on 127.0.0.1 only."""
+    """Corefile serving the cluster domain from the API, on 127.0.0.1 (and ``options.address``)."""
     opts = options
     cache = f"    cache {opts.coredns_cache_s}\n" if opts.coredns_cache_s > 0 else ""
     return (
         f".:{port} {{\n"
-        f"    bind {LOOPBACK}\n"
+        f"    bind {' '.join(dict.fromkeys((LOOPBACK, opts.address)))}\n"
         "    errors\n"
         f"    ready {LOOPBACK}:{ready_port}\n"
         f"{cache}"

@@ -20,6 +20,14 @@ DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "clusterrole-aggregation-controller",  # so the built-in admin/edit/view roles are complete
 )
 
+# What real kubelets need on top: PersistentVolumeClaims of a StatefulSet bound to the nodes' local
+# volumes, and pods of a deleted node cleaned up.
+NODE_CONTROLLERS: tuple[str, ...] = (
+    *DEFAULT_CONTROLLERS,
+    "persistentvolume-binder-controller",
+    "pod-garbage-collector-controller",
+)
+
 
 class ControlPlaneError(RuntimeError):
     """A component failed to start or stop; the message carries the tail of its log."""
@@ -52,8 +60,16 @@ class ControlPlaneOptions:
     """TTL CoreDNS's kubernetes plugin puts on answers (its default is 5)."""
 
     cluster_domain: str = "cluster.local"
-    service_cluster_ip_range: str = "10.96.0.0/16"
-    """Service ClusterIPs are only API data here: nothing routes or sends traffic to them."""
+    service_cluster_ip_range: str = "198.19.0.0/16"
+    """Inside the benchmarking range like every other address here. Without a node mode ClusterIPs are
+    only API data; the node mode routes the two its pods use (see seedsvc_devcluster/node)."""
+
+    address: str = LOOPBACK
+    """Where the API server and CoreDNS listen (CoreDNS on loopback too). The node mode passes the
+    fabric bridge's address, so pods in their own network namespaces reach both."""
+
+    scheduler: bool = False
+    """Run kube-scheduler. The kubelet stand-in places pods itself; real kubelets need the scheduler."""
 
     controllers: tuple[str, ...] = DEFAULT_CONTROLLERS
     extra_apiserver_args: tuple[str, ...] = ()

@@ -134,6 +134,8 @@ class Pki:
     controller_manager: KeyPair
     coredns: KeyPair
     service_account: KeyPair
+    scheduler: KeyPair
+    kubelet_client: KeyPair
 
 
 def existing_pki(directory: Path) -> Pki:
@@ -150,6 +152,8 @@ def existing_pki(directory: Path) -> Pki:
         controller_manager=pair("kube-controller-manager"),
         coredns=pair("coredns"),
         service_account=KeyPair(pki / "sa.pub", pki / "sa.key"),
+        scheduler=pair("kube-scheduler"),
+        kubelet_client=pair("apiserver-kubelet-client"),
     )
 
 
@@ -173,7 +177,15 @@ def make_pki(directory: Path, options: ControlPlaneOptions) -> Pki:
                 "kubernetes.default.svc",
                 f"kubernetes.default.svc.{domain}",
             ),
-            ip_addresses=(LOOPBACK, service_ip),
+            ip_addresses=tuple(dict.fromkeys((LOOPBACK, options.address, service_ip))),
+        ),
+        scheduler=issue_cert(ca, pki, stem="kube-scheduler", common_name="system:kube-scheduler"),
+        kubelet_client=issue_cert(
+            ca,
+            pki,
+            stem="apiserver-kubelet-client",
+            common_name="kube-apiserver-kubelet-client",
+            organization="system:masters",
         ),
         admin=issue_cert(ca, pki, stem="admin", common_name="seedsvc-admin", organization="system:masters"),
         # The built-in RBAC roles bind this user name; each controller then runs under its own

@@ -125,6 +125,8 @@ class ControlPlane:
         self._start_controller_manager()
         if self.options.coredns and self.options.serves_endpointslices:
             self._start_coredns()
+        if self.options.scheduler:
+            self._start_scheduler()
 
     def stop(self) -> None:
         """Stop every component, newest first. Safe to call more than once."""
@@ -151,12 +153,13 @@ class ControlPlane:
                 "apiserver": ports.free_port(),
                 "coredns": ports.free_port(udp_too=True),
                 "coredns-ready": ports.free_port(),
+                "scheduler": ports.free_port(),
             }
         )
 
     def _use_ports(self, allocated: dict[str, int]) -> None:
         self._ports = allocated
-        self.server = f"https://{LOOPBACK}:{self._ports['apiserver']}"
+        self.server = f"https://{self.options.address}:{self._ports['apiserver']}"
         self.etcd_url = f"http://{LOOPBACK}:{self._ports['etcd-client']}"
         self.dns = (LOOPBACK, self._ports["coredns"])
 
@@ -259,6 +262,29 @@ class ControlPlane:
             "kube-controller-manager (default ServiceAccount)",
         )
 
+    # -- kube-scheduler --
+
+    def _start_scheduler(self) -> None:
+        kubeconfig = self._component_kubeconfig("kube-scheduler", "system:kube-scheduler", self._pki.scheduler)
+        argv = [
+            str(self._binary("kube-scheduler")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={self._ports['scheduler']}",
+            "--v=1",
+        ]
+        self._component("kube-scheduler", argv, self._scheduler_ready, "kube-scheduler /readyz")
+
+    def _scheduler_ready(self) -> bool:
+        # Its serving certificate is self-signed, and /readyz needs no credentials.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return http_ok(f"https://{LOOPBACK}:{self._ports['scheduler']}/readyz", context=context)
+
     # -- CoreDNS --
 
     def corefile(self, kubeconfig: Path) -> str:
@@ -303,7 +329,10 @@ class ControlPlane:
 
     def incluster_env(self) -> dict[str, str]:
         """KUBERNETES_SERVICE_HOST/PORT as a pod would have them, pointing at this API server."""
-        return {"KUBERNETES_SERVICE_HOST": LOOPBACK, "KUBERNETES_SERVICE_PORT": str(self._ports["apiserver"])}
+        return {
+            "KUBERNETES_SERVICE_HOST": self.options.address,
+            "KUBERNETES_SERVICE_PORT": str(self._ports["apiserver"]),
+        }
 
     def rss_bytes(self) -> dict[str, int]:
         """Resident memory of each running component (for the docs and benchmarks)."""
