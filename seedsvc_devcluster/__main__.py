@@ -58,7 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         run.add_argument("--replicas", type=_positive("--replicas", int), default=3)
         run.add_argument("--namespace", default=name, help="created, and deleted on exit (default: %(default)s)")
         run.add_argument(
-            "--for", dest="hold_s", type=_positive("--for", float, zero_ok=True), default=None,
+            "--for",
+            dest="hold_s",
+            type=_positive("--for", float, zero_ok=True),
+            default=None,
             help="seconds to keep running once everything serves (default: until Ctrl-C)",
         )
     sub.add_parser("supervise", parents=[common])  # the background process of `up`

@@ -83,7 +83,7 @@ PATCHES: tuple[SourcePatch, ...] = (
         file="pkg/kubelet/cadvisor/util.go",
         old="int64(info.NumCores*1000),",
         new=(
-            "func() int64 { if v, err := strconv.ParseInt(os.Getenv(\"SEEDSVC_NODE_MILLICPU\"), 10, 64); "
+            'func() int64 { if v, err := strconv.ParseInt(os.Getenv("SEEDSVC_NODE_MILLICPU"), 10, 64); '
             "err == nil && v > 0 { return v }; return int64(info.NumCores * 1000) }(),"
         ),
     ),

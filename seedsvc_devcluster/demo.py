@@ -162,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--no-hold", action="store_true", help="tear down after the tour instead of waiting")
     parser.add_argument("--light", action="store_true", help="sidecars only, no Cassandra (about a minute)")
-    parser.add_argument("--multi-dc", action="store_true",
-                        help="two datacenters (deploy/overlays/multi-dc), a peer DC going unreachable and back")
+    parser.add_argument(
+        "--multi-dc",
+        action="store_true",
+        help="two datacenters (deploy/overlays/multi-dc), a peer DC going unreachable and back",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="seedsvc-demo-") as tmp:
         workdir = Path(tmp)

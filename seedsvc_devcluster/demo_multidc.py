@@ -117,8 +117,12 @@ def first_sidecar(system: System) -> SidecarProcess:
 
 
 def wait_first_sidecar(system: System) -> SidecarProcess:
-    polling.poll(lambda: system.runner.processes("cassandra-0") is not None, timeout=SIDECARS_TIMEOUT_S,
-                 what=f"cassandra-0's sidecar in {system.namespace}", interval=0.5)
+    polling.poll(
+        lambda: system.runner.processes("cassandra-0") is not None,
+        timeout=SIDECARS_TIMEOUT_S,
+        what=f"cassandra-0's sidecar in {system.namespace}",
+        interval=0.5,
+    )
     return first_sidecar(system)
 
 
@@ -144,8 +148,12 @@ def wait_formed(system: System, replicas: int, cassandra: bool) -> None:
     if cassandra:
         system.wait_for_ring(replicas, timeout=NODE_TIMEOUT_S * replicas)
     else:
-        polling.poll(lambda: _sidecars_ready(system, replicas), timeout=SIDECARS_TIMEOUT_S,
-                     what=f"{replicas} pods in {system.namespace} with ready sidecars", interval=0.5)
+        polling.poll(
+            lambda: _sidecars_ready(system, replicas),
+            timeout=SIDECARS_TIMEOUT_S,
+            what=f"{replicas} pods in {system.namespace} with ready sidecars",
+            interval=0.5,
+        )
 
 
 def wait_peer_stale(system: System, peer: str, stale: bool) -> None:
@@ -153,12 +161,22 @@ def wait_peer_stale(system: System, peer: str, stale: bool) -> None:
         status = datacenters_json(system).get(peer)
         return status is not None and status["stale"] is stale
 
-    polling.poll(check, timeout=STALE_TIMEOUT_S, what=f"{peer} {'stale' if stale else 'fresh'} in "
-                 f"{system.namespace}", interval=0.5)
+    polling.poll(
+        check,
+        timeout=STALE_TIMEOUT_S,
+        what=f"{peer} {'stale' if stale else 'fresh'} in {system.namespace}",
+        interval=0.5,
+    )
 
 
-def tour(cluster: LocalCluster, services: ServiceStandIns, workdir: Path, *, cassandra: bool,
-         after: Callable[[dict[str, System]], None]) -> dict[str, list[str]]:
+def tour(
+    cluster: LocalCluster,
+    services: ServiceStandIns,
+    workdir: Path,
+    *,
+    cassandra: bool,
+    after: Callable[[dict[str, System]], None],
+) -> dict[str, list[str]]:
     """dc1, then dc2 while dc1 runs, then dc1 unreachable and back. Returns each DC's last pod lines."""
     replicas = REPLICAS[cassandra]
     systems: dict[str, System] = {}
@@ -167,12 +185,18 @@ def tour(cluster: LocalCluster, services: ServiceStandIns, workdir: Path, *, cas
             peer = peer_of(dc)
             cluster.create_namespace(namespace(dc))
             stack.callback(cluster.delete_namespace, namespace(dc))
-            system = stack.enter_context(statefulset_in(
-                cluster.plane, cluster.kubelet, namespace(dc), workdir / dc, cassandra=cassandra,
-                overlay=f"multi-dc/{dc}",
-                # The overlay's peer URL names a cluster-internal Service: here, its stand-in.
-                sidecar_env={"SEEDSVC_PEERS": f"{peer}={services.url(peer)}", "SEEDSVC_BACKOFF_MAX": "2"},
-            ))
+            system = stack.enter_context(
+                statefulset_in(
+                    cluster.plane,
+                    cluster.kubelet,
+                    namespace(dc),
+                    workdir / dc,
+                    cassandra=cassandra,
+                    overlay=f"multi-dc/{dc}",
+                    # The overlay's peer URL names a cluster-internal Service: here, its stand-in.
+                    sidecar_env={"SEEDSVC_PEERS": f"{peer}={services.url(peer)}", "SEEDSVC_BACKOFF_MAX": "2"},
+                )
+            )
             if replicas != 3:
                 system.kubectl_run("scale", "statefulset/cassandra", f"--replicas={replicas}")
             systems[dc] = system
@@ -180,15 +204,19 @@ def tour(cluster: LocalCluster, services: ServiceStandIns, workdir: Path, *, cas
             services.route(dc, wait_first_sidecar(system))
             wait_formed(system, replicas, cassandra)
             if dc == "dc1":
-                show("dc1 alone: the bootstrap DC; its cassandra-0 seeded itself, dc2 not there yet (stale, "
-                     "no seeds)", systems)
+                show(
+                    "dc1 alone: the bootstrap DC; its cassandra-0 seeded itself, dc2 not there yet (stale, no seeds)",
+                    systems,
+                )
         wait_peer_stale(systems["dc1"], "dc2", False)
-        show("dc2 created while dc1 runs: it joined through dc1's seeds (not the bootstrap DC, none of its pods "
-             "may seed itself); each pod's list is its own DC's seeds, then the peer DC's", systems)
+        show(
+            "dc2 created while dc1 runs: it joined through dc1's seeds (not the bootstrap DC, none of its pods "
+            "may seed itself); each pod's list is its own DC's seeds, then the peer DC's",
+            systems,
+        )
         services.cut("dc1")
         wait_peer_stale(systems["dc2"], "dc1", True)
-        show("dc1's seedsvc unreachable: dc2 keeps dc1's last seeds, marked stale; local serving goes on",
-             systems)
+        show("dc1's seedsvc unreachable: dc2 keeps dc1's last seeds, marked stale; local serving goes on", systems)
         services.heal("dc1")
         wait_peer_stale(systems["dc2"], "dc1", False)
         show("dc1 reachable again: fresh", systems)
@@ -210,14 +238,17 @@ def running(workdir: Path, *, cassandra: bool, addresses: Addresses) -> Iterator
         require_cassandra_prerequisites()
     print("building or reusing the control plane binaries (cached under ~/.cache/seedsvc) ...", flush=True)
     options = KubeletOptions(probe=cassandra, first_pod_ip=addresses.first_pod_ip, probe_timeout_s=1.0)
-    with LocalCluster(workdir, kubelet_options=options, bin_dir=build.ensure_built()) as cluster, \
-            ServiceStandIns(addresses) as services:
+    with (
+        LocalCluster(workdir, kubelet_options=options, bin_dir=build.ensure_built()) as cluster,
+        ServiceStandIns(addresses) as services,
+    ):
         print(f"control plane up in {cluster.startup_seconds:.1f}s: {cluster.plane.server}", flush=True)
         yield cluster, services
 
 
-def main(workdir: Path, *, cassandra: bool, hold: Callable[[], None] | None,
-         addresses: Addresses = Addresses()) -> dict[str, list[str]]:
+def main(
+    workdir: Path, *, cassandra: bool, hold: Callable[[], None] | None, addresses: Addresses = Addresses()
+) -> dict[str, list[str]]:
     """The whole two-DC tour; ``hold`` (if given) runs before tearing down."""
     started = time.monotonic()
     with running(workdir, cassandra=cassandra, addresses=addresses) as (cluster, services):

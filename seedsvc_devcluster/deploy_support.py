@@ -91,8 +91,11 @@ def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
 
 def workloads(objects: list[Obj]) -> list[Obj]:
     """The Cassandra workloads (the relay overlay's seedsvc-relay Deployment is not one)."""
-    return [o for o in of_kind(objects, *WORKLOAD_KINDS)
-            if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == CASSANDRA]
+    return [
+        o
+        for o in of_kind(objects, *WORKLOAD_KINDS)
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == CASSANDRA
+    ]
 
 
 def pod_spec(workload: Obj) -> Obj:

@@ -299,4 +299,3 @@ class PodReconciler:
         with self._lock:
             if self.running.get(proc.name) is proc:
                 del self.running[proc.name]
-

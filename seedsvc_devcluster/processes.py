@@ -146,6 +146,8 @@ class ChildProcess:
     log_path: Path
     cwd: Path | None = None
     env: Mapping[str, str] | None = None
+    preexec: Callable[[], None] | None = None
+    """Run in the child before exec (syscalls only), e.g. to join cgroups."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> ChildProcess:
@@ -159,7 +161,7 @@ class ChildProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() reaches everything it spawned
-                preexec_fn=preexec_for_current_thread(),
+                preexec_fn=preexec_for_current_thread(self.preexec),
             )
         register(self.process.pid)
         return self

@@ -160,8 +160,14 @@ def require_cassandra_prerequisites() -> None:
 
 @contextlib.contextmanager
 def statefulset_in(
-    plane: ControlPlane, kubelet: Kubelet, namespace: str, workdir: Path, *, cassandra: bool = True,
-    overlay: str = OVERLAY, sidecar_env: Mapping[str, str] | None = None,
+    plane: ControlPlane,
+    kubelet: Kubelet,
+    namespace: str,
+    workdir: Path,
+    *,
+    cassandra: bool = True,
+    overlay: str = OVERLAY,
+    sidecar_env: Mapping[str, str] | None = None,
 ) -> Iterator[System]:
     """deploy/overlays/statefulset (or ``overlay``) applied to ``namespace`` (which must exist), its pods'
     processes running. ``sidecar_env`` overrides the manifest's sidecar variables (a peer URL that only

@@ -20,10 +20,12 @@ DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "clusterrole-aggregation-controller",  # so the built-in admin/edit/view roles are complete
 )
 
-# What real kubelets need on top: PersistentVolumeClaims of a StatefulSet bound to the nodes' local
-# volumes, and pods of a deleted node cleaned up.
+# What real kubelets need on top: the not-ready taint a kubelet registers with lifted once it is Ready
+# (and set again when it stops reporting), PersistentVolumeClaims of a StatefulSet bound to the nodes'
+# local volumes, and pods of a deleted node cleaned up.
 NODE_CONTROLLERS: tuple[str, ...] = (
     *DEFAULT_CONTROLLERS,
+    "node-lifecycle-controller",
     "persistentvolume-binder-controller",
     "pod-garbage-collector-controller",
 )

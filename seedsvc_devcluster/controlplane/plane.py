@@ -19,7 +19,7 @@ from seedsvc_devcluster.controlplane.controller_manager import READY_PATH, contr
 from seedsvc_devcluster.controlplane.coredns import corefile
 from seedsvc_devcluster.controlplane.kubeconfig import write_kubeconfig
 from seedsvc_devcluster.controlplane.options import LOOPBACK, ControlPlaneError, ControlPlaneOptions
-from seedsvc_devcluster.controlplane.pki import Pki, existing_pki, make_pki
+from seedsvc_devcluster.controlplane.pki import KeyPair, Pki, existing_pki, issue_cert, make_pki
 
 _PORT_ATTEMPTS = 3
 # Written once everything runs: how a second process (attach) finds the components.
@@ -301,6 +301,31 @@ class ControlPlane:
         self._component(
             "coredns", [str(self._binary("coredns")), "-conf", str(path)], lambda: http_ok(ready_url), "CoreDNS /ready"
         )
+
+    def issue_cert(
+        self,
+        directory: Path,
+        *,
+        stem: str,
+        common_name: str,
+        organization: str | None = None,
+        ip_addresses: tuple[str, ...] = (),
+    ) -> KeyPair:
+        """A certificate of this plane's CA (a kubelet's serving and client certificate, say)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        return issue_cert(
+            self._pki.ca,
+            directory,
+            stem=stem,
+            common_name=common_name,
+            organization=organization,
+            ip_addresses=ip_addresses,
+        )
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The components' ports by name (apiserver, coredns, ...)."""
+        return dict(self._ports)
 
     # -- service-account tokens --
 
