@@ -11,19 +11,27 @@ Two datacenters, either way:
 - two clusters: ``LocalCluster(dir1, kubelet_options=KubeletOptions(first_pod_ip="127.0.60.1"))`` and
   ``LocalCluster(dir2, kubelet_options=KubeletOptions(first_pod_ip="127.0.70.1"))``; every port is
   allocated freshly (see :mod:`seedsvc_devcluster.ports`), so both run side by side.
+
+Real pods instead of the stand-in: ``LocalCluster(dir, kubelet_options=None, pod_layer=PodLayerOptions())``
+runs real kubelets, containerd and runc (one node per fake zone, :mod:`seedsvc_devcluster.node`) with
+the images built from deploy/images; one such cluster at a time per machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from seedsvc_devcluster import images as container_images
 from seedsvc_devcluster import k8s_objects as k8s
-from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, wait_until
-from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions
+from seedsvc_devcluster import polling
+from seedsvc_devcluster.controlplane import NODE_CONTROLLERS, ControlPlane, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions, pod_is_ready
+from seedsvc_devcluster.node.pod_layer import PodImages, PodLayer, PodLayerOptions
 
 # The serviceaccount controller creates "default" within a second; pods are refused until it exists.
 NAMESPACE_READY_TIMEOUT_S: Final = 30.0
@@ -53,12 +61,16 @@ class LocalCluster:
     kubelet_options: KubeletOptions | None = field(default_factory=KubeletOptions)
     bin_dir: Path | None = None
     adopt: ControlPlane | None = None
+    pod_layer: PodLayerOptions | None = None
     _plane: ControlPlane | None = field(default=None, init=False)
     _kubelet: Kubelet | None = field(default=None, init=False)
+    _layer: PodLayer | None = field(default=None, init=False)
 
     # -- lifecycle --
 
     def start(self) -> LocalCluster:
+        if self.pod_layer is not None:
+            return self._start_with_pod_layer(self.pod_layer)
         if self._plane is None:
             self._plane = self.adopt or ControlPlane(self.workdir / "controlplane", self.options, bin_dir=self.bin_dir)
         try:
@@ -66,6 +78,25 @@ class LocalCluster:
                 self._plane.start()
             if self.kubelet_options is not None:
                 self.start_kubelet(self.kubelet_options)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_with_pod_layer(self, layer_options: PodLayerOptions) -> LocalCluster:
+        if self.kubelet_options is not None or self.adopt is not None:
+            raise ValueError("the real pod layer replaces the kubelet stand-in: pass kubelet_options=None, no adopt")
+        built = container_images.ensure_images()  # before the machine-wide lock: a cold build takes minutes
+        images = PodImages(tuple(image.archive for image in built.by_name.values()), built["pause"].reference)
+        self._layer = PodLayer(self.workdir, layer_options.nodes, bin_dir=self.bin_dir)
+        try:
+            self._layer.prepare()
+            options = dataclasses.replace(
+                self.options, address=self._layer.address, scheduler=True, controllers=NODE_CONTROLLERS
+            )
+            self._plane = ControlPlane(self.workdir / "controlplane", options, bin_dir=self.bin_dir)
+            self._plane.start()
+            self._layer.start(self._plane, images)
         except BaseException:
             self.stop()
             raise
@@ -84,6 +115,9 @@ class LocalCluster:
             with contextlib.suppress(Exception):  # the plane must stop whatever the stand-in did
                 kubelet.stop()
             kubelet.api_client.close()  # type: ignore[no-untyped-call]  # untyped upstream
+        layer, self._layer = self._layer, None
+        if layer is not None:
+            layer.stop()
         if self._plane is not None:
             self._plane.stop()
 
@@ -106,6 +140,12 @@ class LocalCluster:
         if self._kubelet is None:
             raise RuntimeError("the local cluster runs no kubelet stand-in")
         return self._kubelet
+
+    @property
+    def layer(self) -> PodLayer:
+        if self._layer is None:
+            raise RuntimeError("the local cluster runs no real pod layer")
+        return self._layer
 
     @property
     def kubeconfig(self) -> Path:
@@ -153,6 +193,21 @@ class LocalCluster:
         for obj in (k8s.service_account(SEEDSVC_ACCOUNT), role, binding):
             self.apply(namespace, obj)
         return self.plane.write_incluster_files(namespace, SEEDSVC_ACCOUNT, self.workdir / "sa" / namespace)
+
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Live (not terminating) pods matching ``selector``, by name."""
+        listed = self.plane.api("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")
+        live = [p for p in listed["items"] if not p["metadata"].get("deletionTimestamp")]
+        return sorted(live, key=lambda p: p["metadata"]["name"])
+
+    def wait_for_ready_pods(self, namespace: str, selector: str, count: int, *, timeout: float) -> list[dict[str, Any]]:
+        """Wait until exactly ``count`` live pods match and all are Ready (real kubelets or the stand-in)."""
+
+        def ready() -> list[dict[str, Any]] | None:
+            pods = self.pods(namespace, selector)
+            return pods if len(pods) == count and all(map(pod_is_ready, pods)) else None
+
+        return polling.poll(ready, timeout=timeout, what=f"{count} Ready pods {selector} in {namespace}", interval=1.0)
 
     def statefulset(
         self, namespace: str, name: str, replicas: int, *, ready: bool = True, timeout: float = 90

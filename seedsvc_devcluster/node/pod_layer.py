@@ -30,6 +30,13 @@ VOLUME_CAPACITY: Final = "200Gi"
 
 
 @dataclass(frozen=True)
+class PodLayerOptions:
+    """How many nodes (each its own fake zone: zone-a, zone-b, ...)."""
+
+    nodes: int = 3
+
+
+@dataclass(frozen=True)
 class PodImages:
     """OCI archives to import into every node, and the pause image the sandboxes run."""
 
