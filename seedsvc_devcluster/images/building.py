@@ -9,8 +9,8 @@ and renames it into place, so an archive that exists is complete.
 from __future__ import annotations
 
 import importlib
-import resource
 import os
+import resource
 import shutil
 import subprocess
 import sys

@@ -6,32 +6,20 @@ mounts outlive it, so they are unmounted (deepest first) before the target is re
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from seedsvc_devcluster.images import recipes
-from seedsvc_devcluster.images.store import COMMAND_TIMEOUT_S, ImageBuildError, Store, require
-
-
-def mounts_under(directory: Path, mountinfo: str) -> list[str]:
-    """Mount points at or below ``directory`` in ``/proc/self/mountinfo`` text, deepest first."""
-    prefix = str(directory).rstrip("/")
-    points = []
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if len(fields) > 4:
-            point = fields[4].encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
-            if point == prefix or point.startswith(prefix + "/"):
-                points.append(point)
-    return sorted(points, key=lambda p: p.count("/"), reverse=True)
-
-
-def _unmount_all(directory: Path) -> None:
-    for point in mounts_under(directory, Path("/proc/self/mountinfo").read_text()):
-        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+from seedsvc_devcluster.images.store import (
+    COMMAND_TIMEOUT_S,
+    ImageBuildError,
+    Store,
+    mounts_under,
+    require,
+    unmount_all,
+)
 
 
 def build(store: Store, reference: str, *, log: Path) -> None:
@@ -50,7 +38,7 @@ def build(store: Store, reference: str, *, log: Path) -> None:
             )
         if done.returncode != 0:
             raise ImageBuildError(f"debootstrap failed ({done.returncode}); see {log}")
-        _unmount_all(target)
+        unmount_all(target)
         # Package caches are not part of an image; apt-get update refills the lists when a base needs them.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (target / leftover).glob("*"):
@@ -69,9 +57,8 @@ def build(store: Store, reference: str, *, log: Path) -> None:
                    "--cmd", "/bin/bash", container])
         store.run(["commit", "--rm", container, reference], log=log)
     finally:
-        with contextlib.suppress(OSError):
-            _unmount_all(target)
+        unmount_all(target)
         # Never walk into a /proc or /sys that is still mounted: leave the directory and say so.
-        if mounts_under(work, Path("/proc/self/mountinfo").read_text()):
+        if mounts_under(work):
             raise ImageBuildError(f"could not unmount everything under {work}; unmount it by hand")
         shutil.rmtree(work, ignore_errors=True)

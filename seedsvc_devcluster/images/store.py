@@ -80,6 +80,26 @@ class Store:
         return True
 
 
+def mounts_under(directory: Path, mountinfo: str | None = None) -> list[str]:
+    """Mount points at or below ``directory`` (from ``/proc/self/mountinfo`` text), deepest first."""
+    text = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
+    prefix = str(directory).rstrip("/")
+    points = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            point = fields[4].encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    return sorted(points, key=lambda p: p.count("/"), reverse=True)
+
+
+def unmount_all(directory: Path) -> None:
+    """Unmount everything at or below ``directory``, deepest first (lazily: a busy mount still goes)."""
+    for point in mounts_under(directory):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True, timeout=60)
+
+
 def _tail(log: Path, lines: int = 40) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -99,7 +119,9 @@ def session(root: Path) -> Iterator[Store]:
     finally:
         with contextlib.suppress(ImageBuildError, subprocess.SubprocessError):
             store.run(["rm", "--all"])
-        # overlay keeps layers mounted while containers use them; unmount whatever is left.
+        # overlay keeps layers mounted while containers use them, and containers/storage bind-mounts
+        # its overlay directory onto itself: nothing of the store stays mounted between sessions.
         with contextlib.suppress(ImageBuildError, subprocess.SubprocessError):
             store.run(["umount", "--all"])
+        unmount_all(root)
         shutil.rmtree(scratch, ignore_errors=True)
