@@ -30,7 +30,7 @@ RUN_TIMEOUT_S = 300
 
 
 def _standin() -> building.StandinRecipe:
-    return building.StandinRecipe(stage=images_standin.stage_context, sources=images_standin.HERE)
+    return building.StandinRecipe(stage=images_standin.stage_context, inputs=images_standin.inputs())
 
 
 @pytest.fixture(scope="session")

@@ -51,12 +51,12 @@ class StandinRecipe:
     """How the Cassandra stand-in base's build context is made.
 
     ``stage(version, context)`` fills ``context`` (a ``Containerfile`` taking ``ARG JAVA_BASE``, plus its
-    files); ``sources`` is the directory whose files decide what it writes, hashed into the key instead
+    files); ``inputs`` are the files whose content decides what it writes, hashed into the key instead
     of the staged output so that a warm lookup never stages anything.
     """
 
     stage: Stager
-    sources: Path
+    inputs: tuple[Path, ...]
 
 
 def default_standin() -> StandinRecipe:
@@ -66,7 +66,8 @@ def default_standin() -> StandinRecipe:
     except ImportError as exc:
         raise ImageBuildError(f"the Cassandra stand-in base ({STANDIN_MODULE}) is not available: {exc}") from exc
     stage: Stager = module.stage_context
-    return StandinRecipe(stage=stage, sources=Path(module.__file__ or "").parent)
+    inputs: tuple[Path, ...] = module.staging_inputs()
+    return StandinRecipe(stage=stage, inputs=inputs)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ class Plan:
 
     @cached_property
     def standin_key(self) -> str:
-        sources = self.standin_recipe().sources
-        return cache_key.digest(self.java_ref, recipes.CASSANDRA_VERSION, cache_key.tree_digest(sources))
+        inputs = self.standin_recipe().inputs
+        return cache_key.digest(self.java_ref, recipes.CASSANDRA_VERSION, cache_key.paths_digest(inputs))
 
     @cached_property
     def standin_ref(self) -> str:

@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from seedsvc_devcluster import paths
 from seedsvc_devcluster.images import dockerignore
 
 
@@ -43,11 +44,9 @@ def context_digest(root: Path, ignorefile: Path) -> str:
     return files_digest(root, dockerignore.kept_files(root, patterns))
 
 
-def tree_digest(root: Path) -> str:
-    """Every file under ``root`` except Python caches (for a recipe package such as the stand-in's)."""
-    files = sorted(
-        str(path.relative_to(root))
-        for path in root.rglob("*")
-        if (path.is_file() or path.is_symlink()) and "__pycache__" not in path.parts
-    )
-    return files_digest(root, files)
+def paths_digest(files: Iterable[Path]) -> str:
+    """Files named by path (a recipe's inputs); named relative to the checkout, so every worktree agrees."""
+    root = paths.REPO_ROOT
+    relative = sorted(str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root)
+                      else str(path.resolve()) for path in files)
+    return files_digest(root, relative)

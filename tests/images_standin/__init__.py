@@ -19,3 +19,8 @@ def stage_context(version: str, context: Path) -> None:
     shutil.copy2(HERE / "Containerfile", context / "Containerfile")
     shutil.copy2(HERE / "cassandra.yaml", context / "cassandra.yaml")
     (context / "VERSION").write_text(version + "\n")
+
+
+def inputs() -> tuple[Path, ...]:
+    """The files that decide what :func:`stage_context` writes."""
+    return tuple(sorted(path for path in HERE.iterdir() if path.is_file() and path.suffix != ".pyc"))
