@@ -59,16 +59,34 @@ def kustomize(kubectl: Path, directory: Path) -> str:
     return done.stdout
 
 
-def in_namespace(kubectl: Path, overlay: str, namespace: str, workdir: Path) -> str:
+def in_namespace(
+    kubectl: Path, overlay: str, namespace: str, workdir: Path, *, images: Mapping[str, str] | None = None
+) -> str:
     """The overlay rendered for `namespace`, the way a user retargets it: a kustomization that uses the
-    overlay as its resource and sets `namespace:` (kustomize also rewrites RoleBinding subjects)."""
+    overlay as its resource and sets `namespace:` (kustomize also rewrites RoleBinding subjects).
+
+    ``images`` maps an image name of the manifests (``seedsvc/sidecar``) to the reference to run
+    instead (``localhost/seedsvc/sidecar:0.1.0``), as a user points the overlay at their registry.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     relative = os.path.relpath(OVERLAYS_DIR / overlay, workdir)
+    replaced = "".join(
+        f"  - name: {name}\n    newName: {new_name}\n    newTag: {tag}\n"
+        for name, (new_name, tag) in ((n, split_reference(r)) for n, r in (images or {}).items())
+    )
     (workdir / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"namespace: {namespace}\nresources:\n  - {relative}\n"
+        f"namespace: {namespace}\nresources:\n  - {relative}\n" + (f"images:\n{replaced}" if replaced else "")
     )
     return kustomize(kubectl, workdir)
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """``registry/name:tag`` -> (``registry/name``, ``tag``); a port's colon is not a tag's."""
+    name, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:
+        raise ValueError(f"image reference {reference!r} has no tag")
+    return name, tag
 
 
 def parse(text: str) -> list[Obj]:

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from seedsvc_devcluster import images as container_images
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster import polling
 from seedsvc_devcluster.controlplane import NODE_CONTROLLERS, ControlPlane, ControlPlaneOptions, wait_until
+from seedsvc_devcluster.images import ensure_images
 from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions, pod_is_ready
 from seedsvc_devcluster.node.pod_layer import PodImages, PodLayer, PodLayerOptions
 
@@ -86,7 +86,7 @@ class LocalCluster:
     def _start_with_pod_layer(self, layer_options: PodLayerOptions) -> LocalCluster:
         if self.kubelet_options is not None or self.adopt is not None:
             raise ValueError("the real pod layer replaces the kubelet stand-in: pass kubelet_options=None, no adopt")
-        built = container_images.ensure_images()  # before the machine-wide lock: a cold build takes minutes
+        built = ensure_images()  # before the machine-wide lock: a cold build takes minutes
         images = PodImages(tuple(image.archive for image in built.by_name.values()), built["pause"].reference)
         self._layer = PodLayer(self.workdir, layer_options.nodes, bin_dir=self.bin_dir)
         try:
