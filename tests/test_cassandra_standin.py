@@ -34,7 +34,7 @@ from seedsvc_devcluster.cassandra.errors import CassandraHarnessError
 from seedsvc_devcluster.cassandra.java import find_java
 from seedsvc_devcluster.cassandra.node import JMX_PORT_RANGE, STARTUP_COMPLETE_MARKER
 from seedsvc_devcluster.cassandra.release import JAVA17_MODULE_OPTIONS, release_for
-from seedsvc_devcluster.images.cassandra_standin import CONTAINERFILE, stage_context
+from seedsvc_devcluster.images.cassandra_standin import CONTAINERFILE, stage_context, staging_inputs
 from seedsvc_devcluster.paths import DEPLOY_DIR, SHIM_JAR
 from seedsvc_devcluster.sidecar_process import SidecarProcess, clean_env
 from tests.cassandra_checks import driver, poll
@@ -115,6 +115,15 @@ def test_default_configuration_keeps_data_under_var_lib_cassandra(context: Path)
     assert rackdc.startswith("dc=dc1\nrack=rack1\n")
 
 
+def test_staging_inputs_name_the_harness_modules_the_context_is_made_from() -> None:
+    inputs = staging_inputs()
+    assert Path(jvm.__file__).resolve() in inputs  # a new JVM option must change an image cache key
+    assert {"cassandra", "nodetool", "rendering.py", "release.py", "cassandra_yaml.py", "pom.xml"} <= {
+        path.name for path in inputs
+    }
+    assert all(path.is_file() for path in inputs)
+
+
 def test_a_line_whose_nodetool_needs_another_java_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CassandraHarnessError, match=r"4\.1\.10 runs on Java 11 but its nodetool on Java 17"):
         stage_context("4.1.10", tmp_path / "c")
@@ -177,7 +186,9 @@ class StandinNode:
 
     def nodetool(self, *args: str) -> str:
         argv = [str(self.root / "opt" / "cassandra" / "bin" / "nodetool"), *args]
-        done = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120)
+        # NodeTool appends to ~/.cassandra/nodetool.history: this node's directory, not the machine's home.
+        env = {**self.env, "JAVA_TOOL_OPTIONS": f"-Duser.home={self.root}"}
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
@@ -309,9 +320,14 @@ def test_rss_follows_use_not_max_heap_even_with_mlockall(node: StandinNode) -> N
     assert rss_mib < 2048, rss_mib
 
 
-def test_sigterm_stops_the_node(node: StandinNode) -> None:
-    """Last in this module: it ends the node the tests above use."""
+def test_prestop_drain_then_sigterm_stops_the_node(node: StandinNode) -> None:
+    """As the kubelet ends the pod: the preStop hook's ``nodetool drain``, then SIGTERM to PID 1.
+
+    Last in this module: it ends the node the tests above use.
+    """
     poll(node.serves_cql, START_TIMEOUT_S, "CQL", 1.0)
+    node.nodetool("drain")
+    assert "DRAINED" in node.log_text()
     process = node.child.process
     assert process is not None
     started = time.monotonic()

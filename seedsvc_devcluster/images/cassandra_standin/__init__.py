@@ -15,6 +15,6 @@ as text) and ``staging`` (writing the context).
 """
 
 from seedsvc_devcluster.images.cassandra_standin.rendering import CASSANDRA_GID, CASSANDRA_UID, CONTAINERFILE
-from seedsvc_devcluster.images.cassandra_standin.staging import stage_context
+from seedsvc_devcluster.images.cassandra_standin.staging import stage_context, staging_inputs
 
-__all__ = ["CASSANDRA_GID", "CASSANDRA_UID", "CONTAINERFILE", "stage_context"]
+__all__ = ["CASSANDRA_GID", "CASSANDRA_UID", "CONTAINERFILE", "stage_context", "staging_inputs"]

@@ -37,6 +37,9 @@ JMX_PORT: Final = 7199  # cassandra-env.sh's JMX_PORT
 SSL_STORAGE_PORT: Final = 7001
 
 # bin/cassandra adds it only with -f, as the official script does.
+# Spelt out rather than appended to the base's: an image imported from a debootstrap tree has no PATH
+# in its configuration, and "$PATH" would then expand to nothing.
+_DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _FOREGROUND_OPTION: Final = "-Dcassandra-foreground=yes"
 # The official cassandra.yaml's defaults where the harness's test values would say something else;
 # the entrypoint replaces the addresses and the seed provider.
@@ -164,7 +167,7 @@ RUN set -eu; \\
     ln -s {LOG_DIR} {HOME_DIR}/logs
 ENV CASSANDRA_HOME={HOME_DIR} \\
     CASSANDRA_CONF={CONF_DIR} \\
-    PATH={HOME_DIR}/bin:$PATH
+    PATH={HOME_DIR}/bin:{_DEFAULT_PATH}
 EXPOSE {STORAGE_PORT} {SSL_STORAGE_PORT} {JMX_PORT} {NATIVE_PORT}
 CMD ["cassandra", "-f"]
 """

@@ -17,7 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-from seedsvc_devcluster.cassandra.distribution import ensure_distribution, jamm_agent
+from seedsvc_devcluster.cassandra import cassandra_yaml, config_files, distribution, jvm, nodetool, release
+from seedsvc_devcluster.cassandra.distribution import DIST_POM, ensure_distribution, jamm_agent
 from seedsvc_devcluster.cassandra.errors import CassandraHarnessError
 from seedsvc_devcluster.cassandra.release import Release, release_for
 from seedsvc_devcluster.images.cassandra_standin import rendering
@@ -50,6 +51,21 @@ def stage_context(version: str, context: Path) -> None:
     _write_scripts(home / "bin", release=release, version=version, jamm_jar=jamm_agent(lib).name)
     _write_conf(conf, release=release, version=version)
     (context / rendering.CONTAINERFILE).write_text(rendering.render_containerfile(release=release, version=version))
+
+
+def staging_inputs() -> tuple[Path, ...]:
+    """Every file whose content decides what :func:`stage_context` writes, for a build's cache key.
+
+    This package's own files, and the harness modules it takes its lists and text from: a key over
+    this package alone would miss a new JVM option in jvm.py. With the version, these decide the
+    context completely (the jars are those cassandra_dist/pom.xml resolves for that version).
+    """
+    package = Path(__file__).resolve().parent
+    own = [path for path in package.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+    harness = [
+        Path(module.__file__ or "") for module in (cassandra_yaml, config_files, distribution, jvm, nodetool, release)
+    ]
+    return tuple(sorted({*own, *(path.resolve() for path in harness), DIST_POM}))
 
 
 def _link_jars(source: Path, target: Path) -> None:
