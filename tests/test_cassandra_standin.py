@@ -153,6 +153,36 @@ def test_launcher_refuses_a_bad_size_with_status_2_naming_it(
     assert done.stderr.splitlines() == [done.stderr.strip()] and named in done.stderr, done.stderr
 
 
+def _ram_mib() -> int:
+    meminfo = Path("/proc/meminfo").read_text()
+    return int(re.findall(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE)[0]) // 1024
+
+
+@pytest.mark.parametrize(
+    ("setting", "initial_mib", "max_mib"),
+    [
+        ({"MAX_HEAP_SIZE": "4G", "HEAP_NEWSIZE": "800M"}, 256, 4096),
+        ({"MAX_HEAP_SIZE": "128M"}, 128, 128),  # the initial heap never exceeds the maximum
+        ({"MAX_HEAP_SIZE": "1G", "SEEDSVC_MIN_HEAP_SIZE": "512m"}, 512, 1024),
+        # cassandra-env.sh's default: max(min(RAM/2, 1G), min(RAM/4, 8G))
+        ({}, 256, max(min(_ram_mib() // 2, 1024), min(_ram_mib() // 4, 8192))),
+    ],
+)
+def test_launcher_sizes_the_heap(context: Path, setting: dict[str, str], initial_mib: int, max_mib: int) -> None:
+    """The launcher's real java command line, ended early by ``-version`` in JVM_EXTRA_OPTS."""
+    home = context / "opt" / "cassandra"
+    env = _launcher_env(
+        home,
+        CASSANDRA_CONF=str(context / "etc" / "cassandra"),
+        JVM_EXTRA_OPTS="-XX:+PrintCommandLineFlags -version",
+        **setting,
+    )
+    done = subprocess.run([home / "bin" / "cassandra", "-f", "-R"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    flags = dict(re.findall(r"-XX:(\w+)=(\d+)", done.stdout))
+    assert (int(flags["InitialHeapSize"]) // 2**20, int(flags["MaxHeapSize"]) // 2**20) == (initial_mib, max_mib)
+
+
 def test_launcher_refuses_an_unknown_option(context: Path) -> None:
     home = context / "opt" / "cassandra"
     done = subprocess.run([home / "bin" / "cassandra", "-x"], env=_launcher_env(home), capture_output=True, text=True)
