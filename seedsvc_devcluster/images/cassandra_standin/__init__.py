@@ -10,8 +10,9 @@ and ``/var/log/cassandra`` owned by them.
 
 The JVM options, the module options of the release line, the jars and ``cassandra.yaml`` come from
 ``seedsvc_devcluster.cassandra`` (``jvm``, ``release``, ``distribution``, ``cassandra_yaml``), so the
-stand-in and the loopback harness cannot drift apart. Modules: ``rendering`` (every generated file,
-as text) and ``staging`` (writing the context).
+stand-in and the loopback harness cannot drift apart; :func:`staging_inputs` lists those files too,
+for an image build's cache key. Modules: ``rendering`` (every generated file, as text), ``staging``
+(writing the context) and ``files/`` (the launcher, nodetool and logback files, copied as they are).
 """
 
 from seedsvc_devcluster.images.cassandra_standin.rendering import CASSANDRA_GID, CASSANDRA_UID, CONTAINERFILE
