@@ -6,15 +6,17 @@
 #   make up     a local control plane + kubelet stand-in in the background (make down stops it);
 #               more by hand: seedsvc_devcluster/README.md
 #
-# Everything is installed by these targets: a virtualenv in .venv, the control-plane binaries built
-# from the Go module proxy, the Java shim built with Maven, Cassandra jars from Maven Central.
+# Everything is installed by these targets: a virtualenv in .venv, the Debian packages of the real pod
+# layer (podman, buildah, debootstrap, runc, nftables, CNI plugins; as root), the control-plane and
+# node binaries built from the Go module proxy, the Java shim built with Maven, Cassandra jars from
+# Maven Central, and (make test) the container images built from deploy/images.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck pytest java prerequisites clean up down
+.PHONY: demo test bench lint typecheck pytest java prerequisites images clean up down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 prerequisites: $(STAMP)
+	$(PY) -m seedsvc_devcluster.node.host_requirements install
 	$(PY) -m seedsvc_devcluster.build
 	cd java-shim && mvn -B -q -ntp package -DskipTests
 	$(PY) -m seedsvc_devcluster.cassandra fetch
@@ -41,7 +44,11 @@ java:
 pytest: $(STAMP)
 	$(PY) -m pytest -ra --durations=25
 
-test: prerequisites lint typecheck java pytest
+# After prerequisites: the Cassandra image's shim stage builds with the Maven repository they warmed.
+images: prerequisites
+	$(PY) -m seedsvc_devcluster.images build
+
+test: prerequisites images lint typecheck java pytest
 
 demo: prerequisites
 	$(PY) -m seedsvc_devcluster.demo $(DEMO_ARGS)

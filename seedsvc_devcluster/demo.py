@@ -1,14 +1,18 @@
 """`make demo`: the whole system on one machine, /seeds changing live.
 
-    python -m seedsvc_devcluster.demo            # deploy/'s StatefulSet, a real sidecar and a real Cassandra 5.0
-                                            # node per pod: the ring forms, then scales to 4
-    python -m seedsvc_devcluster.demo --light    # no Cassandra: sidecars only, readiness toured step by step
+    python -m seedsvc_devcluster.demo            # deploy/'s StatefulSet on real kubelets (demo_pods.py): images
+                                            # from deploy/images, a pod network namespace each; the ring
+                                            # forms, then scales to 4. Without root (or the Debian
+                                            # packages) it says why and runs on the kubelet stand-in.
+    python -m seedsvc_devcluster.demo --stand-in # the same on the kubelet stand-in: pods are processes on
+                                            # 127.0.x.y (a real sidecar and Cassandra 5.0 node per pod)
+    python -m seedsvc_devcluster.demo --light    # stand-in, no Cassandra: sidecars only, readiness toured
     ... --no-hold                           # tear everything down after the tour instead of waiting
-    ... --multi-dc [--light]                # two DCs: deploy/overlays/multi-dc/dc1 and dc2 (demo_multidc.py)
+    ... --multi-dc [--light]                # stand-in, two DCs: deploy/overlays/multi-dc (demo_multidc.py)
 
-Everything runs on loopback: etcd, kube-apiserver, kube-controller-manager (and CoreDNS) from
-seedsvc_devcluster/go, the kubelet stand-in giving pods 127.0.x.y addresses, and `seedsvc serve` run
-exactly as in a pod (in-cluster token files, POD_NAME/POD_IP from the pod, the RBAC from deploy/).
+The control plane (etcd, kube-apiserver, kube-controller-manager, CoreDNS; kube-scheduler with real
+kubelets) comes from seedsvc_devcluster/go. On the stand-in `seedsvc serve` runs exactly as in a pod
+(in-cluster token files, POD_NAME/POD_IP from the pod, the RBAC from deploy/).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seedsvc_devcluster import build, demo_multidc
+from seedsvc_devcluster import build, demo_multidc, demo_pods
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions
 from seedsvc_devcluster.kubelet import pod_is_ready
 from seedsvc_devcluster.local_cluster import LocalCluster
+from seedsvc_devcluster.node.host_requirements import unavailable
 from seedsvc_devcluster.sidecar_process import SidecarProcess, clean_env
 from seedsvc_devcluster.system import System, running_system
 
@@ -161,7 +166,14 @@ def wait_for_ctrl_c() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--no-hold", action="store_true", help="tear down after the tour instead of waiting")
-    parser.add_argument("--light", action="store_true", help="sidecars only, no Cassandra (about a minute)")
+    parser.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="pods as processes on the kubelet stand-in instead of real kubelets (also the fallback without root)",
+    )
+    parser.add_argument(
+        "--light", action="store_true", help="sidecars only, no Cassandra, on the stand-in (about a minute)"
+    )
     parser.add_argument(
         "--multi-dc",
         action="store_true",
@@ -174,7 +186,17 @@ def main(argv: list[str] | None = None) -> int:
             demo_multidc.main(workdir, cassandra=not args.light, hold=None if args.no_hold else wait_for_ctrl_c)
             return 0
         if not args.light:
-            full_tour(workdir, hold=not args.no_hold)
+            why_not = None if args.stand_in else unavailable()
+            if args.stand_in or why_not is not None:
+                if why_not is not None:
+                    print(
+                        f"the real pod layer cannot run here: {why_not};\nfalling back to the kubelet stand-in "
+                        "(pods are processes on 127.0.x.y, no containers; see --stand-in)",
+                        flush=True,
+                    )
+                full_tour(workdir, hold=not args.no_hold)
+            else:
+                demo_pods.tour(workdir, hold=None if args.no_hold else wait_for_ctrl_c)
             return 0
         sidecars: list[SidecarProcess] = []
         print("building or reusing the control plane binaries (cached under ~/.cache/seedsvc) ...", flush=True)

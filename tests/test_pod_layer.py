@@ -14,6 +14,7 @@ bounded generously and says what it waited for.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -155,7 +156,7 @@ def test_statefulset_overlay_forms_a_ring_scales_and_replaces_pod_0(
 
     # OrderedReady through the native sidecar's startupProbe: pod N is created only after N-1 is Ready,
     # and in each pod Cassandra starts only after the sidecar has started and its startupProbe passed.
-    for earlier, later in zip(pods, pods[1:], strict=False):
+    for earlier, later in itertools.pairwise(pods):
         assert _time(later["metadata"]["creationTimestamp"]) >= _ready_since(earlier)
     for pod in pods:
         sidecar = pod["status"]["initContainerStatuses"][0]

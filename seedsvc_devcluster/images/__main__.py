@@ -25,8 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m seedsvc_devcluster.images")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     build = commands.add_parser("build", help="build (or find cached) images and print their OCI archives")
-    build.add_argument("--only", nargs="+", metavar="NAME", choices=recipes.FINAL_NAMES, default=None,
-                       help=f"images to build: {', '.join(recipes.FINAL_NAMES)} (default: all)")
+    build.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        choices=recipes.FINAL_NAMES,
+        default=None,
+        help=f"images to build: {', '.join(recipes.FINAL_NAMES)} (default: all)",
+    )
     args = parser.parse_args(argv)
     try:
         images = ensure_images(args.only or recipes.FINAL_NAMES)

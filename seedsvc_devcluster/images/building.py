@@ -43,6 +43,7 @@ def ulimits() -> list[str]:
         values.append(f"{name}={limit}:{limit}")
     return values
 
+
 Stager = Callable[[str, Path], None]
 
 
@@ -174,9 +175,7 @@ def ensure_images(
         raise ValueError(f"unknown image {unknown[0]!r}; choose from {', '.join(recipes.FINAL_NAMES)}")
     cache = root or cache_root()
     plan = Plan(repo_root=paths.REPO_ROOT, standin=standin)
-    images = {
-        name: BuiltImage(name, reference(name), cache / plan.key(name) / f"{name}.tar") for name in wanted
-    }
+    images = {name: BuiltImage(name, reference(name), cache / plan.key(name) / f"{name}.tar") for name in wanted}
     missing = [image for image in images.values() if not image.archive.is_file()]
     if missing:
         with processes.file_lock(cache / "store.lock"), session(cache / "storage") as store:
@@ -200,11 +199,24 @@ class _Builder:
         if self.verbose:
             print(f"[images] {message} (log: {self.log})", file=sys.stderr, flush=True)
 
-    def _build(self, *, containerfile: Path, context: Path, tags: Iterable[str], network: bool,
-               build_args: Mapping[str, str] | None = None, volumes: Iterable[str] = (),
-               ignorefile: Path | None = None) -> None:
-        args = ["build", "--isolation=oci", "--pull=never", f"--network={'host' if network else 'none'}",
-                f"--file={containerfile}"]
+    def _build(
+        self,
+        *,
+        containerfile: Path,
+        context: Path,
+        tags: Iterable[str],
+        network: bool,
+        build_args: Mapping[str, str] | None = None,
+        volumes: Iterable[str] = (),
+        ignorefile: Path | None = None,
+    ) -> None:
+        args = [
+            "build",
+            "--isolation=oci",
+            "--pull=never",
+            f"--network={'host' if network else 'none'}",
+            f"--file={containerfile}",
+        ]
         args += [f"--ulimit={limit}" for limit in ulimits()]
         args += [f"--build-arg={k}={v}" for k, v in (build_args or {}).items()]
         args += [f"--volume={volume}" for volume in volumes]
@@ -257,8 +269,13 @@ class _Builder:
             try:
                 self.say(f"Cassandra stand-in base -> {recipes.STANDIN_BASE_REF}")
                 recipe.stage(recipes.CASSANDRA_VERSION, context)
-                self._build(containerfile=context / "Containerfile", context=context, network=False,
-                            tags=[ref, recipes.STANDIN_BASE_REF], build_args={"JAVA_BASE": java})
+                self._build(
+                    containerfile=context / "Containerfile",
+                    context=context,
+                    network=False,
+                    tags=[ref, recipes.STANDIN_BASE_REF],
+                    build_args={"JAVA_BASE": java},
+                )
             finally:
                 shutil.rmtree(context, ignore_errors=True)
         return ref
@@ -267,8 +284,12 @@ class _Builder:
         work = Path(tempfile.mkdtemp(prefix="pause-", dir=self.store.tmpdir))
         try:
             binary = work / "pause"
-            subprocess.run([require("gcc", "gcc"), *recipes.PAUSE_CFLAGS, "-o", str(binary), str(PAUSE_SOURCE)],
-                           check=True, capture_output=True, timeout=300)
+            subprocess.run(
+                [require("gcc", "gcc"), *recipes.PAUSE_CFLAGS, "-o", str(binary), str(PAUSE_SOURCE)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
             self._generated(reference, recipes.pause_containerfile(), network=False, files={"pause": binary})
         except subprocess.CalledProcessError as exc:
             raise ImageBuildError(f"gcc -static failed on {PAUSE_SOURCE}:\n{exc.stderr.decode()[-2000:]}") from exc
@@ -291,9 +312,15 @@ class _Builder:
             volumes = [f"{Path.home() / '.m2'}:/root/.m2"]
         dockerfile = self.plan.repo_root / build.dockerfile
         self.say(f"{build.dockerfile} -> {build.reference}")
-        self._build(containerfile=dockerfile, context=self.plan.repo_root, tags=[build.reference],
-                    network=build.network, build_args=self.plan.build_args(build.name), volumes=volumes,
-                    ignorefile=dockerfile.with_name(dockerfile.name + ".dockerignore"))
+        self._build(
+            containerfile=dockerfile,
+            context=self.plan.repo_root,
+            tags=[build.reference],
+            network=build.network,
+            build_args=self.plan.build_args(build.name),
+            volumes=volumes,
+            ignorefile=dockerfile.with_name(dockerfile.name + ".dockerignore"),
+        )
 
     def build_and_export(self, image: BuiltImage) -> None:
         started = time.monotonic()
@@ -304,8 +331,9 @@ class _Builder:
         image.archive.parent.mkdir(parents=True, exist_ok=True)
         partial = image.archive.with_name(f".{image.name}.tar.partial-{os.getpid()}")
         try:
-            self.store.run(["push", "--quiet", image.reference, f"oci-archive:{partial}:{image.reference}"],
-                           log=self.log)
+            self.store.run(
+                ["push", "--quiet", image.reference, f"oci-archive:{partial}:{image.reference}"], log=self.log
+            )
             oci_archive.read(partial)  # refuse to publish an archive that is not a valid layout
             partial.rename(image.archive)
         finally:

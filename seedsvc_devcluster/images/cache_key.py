@@ -47,6 +47,8 @@ def context_digest(root: Path, ignorefile: Path) -> str:
 def paths_digest(files: Iterable[Path]) -> str:
     """Files named by path (a recipe's inputs); named relative to the checkout, so every worktree agrees."""
     root = paths.REPO_ROOT
-    relative = sorted(str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root)
-                      else str(path.resolve()) for path in files)
+    relative = sorted(
+        str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path.resolve())
+        for path in files
+    )
     return files_digest(root, relative)

@@ -53,8 +53,16 @@ def build(store: Store, reference: str, *, log: Path) -> None:
         )
         container = store.run(["from", "--name", f"minbase-{reference.rsplit(':', 1)[-1]}", "scratch"]).strip()
         store.run(["add", container, str(tarball), "/"])
-        store.run(["config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "--cmd", "/bin/bash", container])
+        store.run(
+            [
+                "config",
+                "--env",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--cmd",
+                "/bin/bash",
+                container,
+            ]
+        )
         store.run(["commit", "--rm", container, reference], log=log)
     finally:
         unmount_all(target)

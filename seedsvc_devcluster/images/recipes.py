@@ -66,7 +66,7 @@ def python_containerfile(minbase_ref: str) -> str:
         # Debian marks its Python as externally managed (PEP 668); the official python image is not,
         # and the sidecar Dockerfile runs a plain `pip install`.
         + "RUN rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \\\n"
-        + f' && test "$(python3 -c \'import platform; print(platform.python_version())\')" = {PYTHON_VERSION} \\\n'
+        + f" && test \"$(python3 -c 'import platform; print(platform.python_version())')\" = {PYTHON_VERSION} \\\n"
         + " && ln -sf python3 /usr/bin/python && pip --version\n"
         + 'CMD ["python3"]\n'
     )
@@ -74,11 +74,7 @@ def python_containerfile(minbase_ref: str) -> str:
 
 def java_containerfile(minbase_ref: str) -> str:
     """The ``java`` base: the Dockerfile's MAVEN_IMAGE stage and the stand-in's JAVA_BASE."""
-    return (
-        f"FROM {minbase_ref}\n"
-        + _apt_install(JAVA_PACKAGES)
-        + "RUN java -version && mvn -v\n"
-    )
+    return f"FROM {minbase_ref}\n" + _apt_install(JAVA_PACKAGES) + "RUN java -version && mvn -v\n"
 
 
 def pause_containerfile() -> str:
