@@ -1,13 +1,15 @@
 """Container images built without Docker (seedsvc_devcluster.images).
 
 The build tests are slow on a cold cache (debootstrap, apt, pip, Maven: minutes), so they are few and
-share one session-scoped build; a warm cache answers at once. The Cassandra image is built on a tiny
-test stand-in base (tests/images_standin) so these tests run the entrypoint, never Cassandra. A missing
-tool (buildah, podman, debootstrap, gcc) fails them with the reason; nothing is skipped.
+share one session-scoped build; a warm cache answers at once. The Cassandra image is built on the
+project's stand-in base, or a tiny test-only placeholder (tests/images_standin) while that is absent;
+the tests run its entrypoint's rendering, never Cassandra. A missing tool (buildah, podman, debootstrap,
+gcc) fails them with the reason; nothing is skipped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import signal
 import subprocess
@@ -30,6 +32,9 @@ RUN_TIMEOUT_S = 300
 
 
 def _standin() -> building.StandinRecipe:
+    # The project's stand-in base once it is in the checkout; until then the test-only placeholder.
+    if importlib.util.find_spec(building.STANDIN_MODULE) is not None:
+        return building.default_standin()
     return building.StandinRecipe(stage=images_standin.stage_context, inputs=images_standin.inputs())
 
 
