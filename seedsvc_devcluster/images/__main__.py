@@ -7,6 +7,7 @@ argument, 1 when a build fails.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from seedsvc_devcluster.images import recipes
@@ -21,6 +22,10 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m seedsvc_devcluster.images")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -28,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--only", nargs="+", metavar="NAME", choices=recipes.FINAL_NAMES, default=None,
                        help=f"images to build: {', '.join(recipes.FINAL_NAMES)} (default: all)")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the build's clean-up runs: the child buildah or debootstrap is
+    # stopped, working containers removed, mounts and temporary directories released.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         images = ensure_images(args.only or recipes.FINAL_NAMES)
     except ImageBuildError as exc:

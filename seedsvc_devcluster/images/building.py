@@ -278,11 +278,11 @@ class _Builder:
     def dockerfile(self, build: recipes.DockerfileBuild) -> None:
         if build.name == "sidecar":
             self.python()
-            # pip inside the build reaches PyPI through this machine's TLS set-up: the host's CA bundle
-            # and a pip.conf naming it (the Dockerfile has no ARG through which PIP_CERT could pass).
-            pip_conf = self.store.tmpdir / "pip.conf"
-            pip_conf.write_text(f"[global]\ncert = {HOST_CA_BUNDLE}\ndefault-timeout = 180\n")
-            volumes = [f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro", f"{pip_conf}:/etc/pip.conf:ro"]
+            # pip inside the build reaches PyPI through this machine's TLS set-up, so it needs the host's
+            # CA bundle. Debian's pip reads the system bundle (no PIP_CERT needed, and the Dockerfile has
+            # no ARG through which it could pass); mounting over a file the image already has leaves no
+            # empty mount point behind in a layer, as a mounted /etc/pip.conf would.
+            volumes = [f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
         else:
             self.java()
             self.standin()
