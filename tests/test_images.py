@@ -227,3 +227,13 @@ def test_cli_names_a_bad_image_and_exits_2() -> None:
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1
     assert "'nope'" in done.stderr
+
+
+def test_mounts_under_lists_only_the_directory_and_below_deepest_first() -> None:
+    mountinfo = "\n".join(
+        f"{n} 1 0:1 / {point} rw - tmpfs tmpfs rw"
+        for n, point in enumerate(["/", "/tmp/b", "/tmp/b/root/proc", "/tmp/b/root", "/tmp/bc", r"/tmp/b/a\040b"])
+    )
+    assert store.mounts_under(Path("/tmp/b"), mountinfo) == [
+        "/tmp/b/root/proc", "/tmp/b/root", "/tmp/b/a b", "/tmp/b"
+    ]
