@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -93,12 +93,11 @@ class Plan:
 
     repo_root: Path
     standin: Callable[[], StandinRecipe]
-    _standin: list[StandinRecipe] = field(default_factory=list)
 
+    @cached_property
     def standin_recipe(self) -> StandinRecipe:
-        if not self._standin:
-            self._standin.append(self.standin())
-        return self._standin[0]
+        # Only a Cassandra build imports the stand-in package; pause and sidecar never need it.
+        return self.standin()
 
     @cached_property
     def minbase_ref(self) -> str:
@@ -115,7 +114,7 @@ class Plan:
 
     @cached_property
     def standin_key(self) -> str:
-        inputs = self.standin_recipe().inputs
+        inputs = self.standin_recipe.inputs
         return cache_key.digest(self.java_ref, recipes.CASSANDRA_VERSION, cache_key.paths_digest(inputs))
 
     @cached_property
@@ -186,6 +185,8 @@ def ensure_images(
             for image in missing:
                 if not image.archive.is_file():  # another process may have built it meanwhile
                     builder.build_and_export(image)
+            # A rebuilt image takes its tag from the previous one, which is left untagged: drop those.
+            store.run(["rmi", "--prune"], log=logfile)
     return Images(images)
 
 
@@ -252,7 +253,7 @@ class _Builder:
         ref = self.plan.standin_ref
         if not self.store.has_image(ref):
             java = self.java()
-            recipe = self.plan.standin_recipe()
+            recipe = self.plan.standin_recipe
             context = Path(tempfile.mkdtemp(prefix="standin-", dir=self.store.tmpdir))
             try:
                 self.say(f"Cassandra stand-in base -> {recipes.STANDIN_BASE_REF}")
