@@ -1,13 +1,15 @@
 """Container images built without Docker (seedsvc_devcluster.images).
 
 The build tests are slow on a cold cache (debootstrap, apt, pip, Maven: minutes), so they are few and
-share one session-scoped build; a warm cache answers at once. The Cassandra image is built on a tiny
-test stand-in base (tests/images_standin) so these tests run the entrypoint, never Cassandra. A missing
-tool (buildah, podman, debootstrap, gcc) fails them with the reason; nothing is skipped.
+share one session-scoped build; a warm cache answers at once. The Cassandra image is built on the
+project's stand-in base, or a tiny test-only placeholder (tests/images_standin) while that is absent;
+the tests run its entrypoint's rendering, never Cassandra. A missing tool (buildah, podman, debootstrap,
+gcc) fails them with the reason; nothing is skipped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import signal
 import subprocess
@@ -30,6 +32,9 @@ RUN_TIMEOUT_S = 300
 
 
 def _standin() -> building.StandinRecipe:
+    # The project's stand-in base once it is in the checkout; until then the test-only placeholder.
+    if importlib.util.find_spec(building.STANDIN_MODULE) is not None:
+        return building.default_standin()
     return building.StandinRecipe(stage=images_standin.stage_context, inputs=images_standin.inputs())
 
 
@@ -222,3 +227,13 @@ def test_cli_names_a_bad_image_and_exits_2() -> None:
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1
     assert "'nope'" in done.stderr
+
+
+def test_mounts_under_lists_only_the_directory_and_below_deepest_first() -> None:
+    mountinfo = "\n".join(
+        f"{n} 1 0:1 / {point} rw - tmpfs tmpfs rw"
+        for n, point in enumerate(["/", "/tmp/b", "/tmp/b/root/proc", "/tmp/b/root", "/tmp/bc", r"/tmp/b/a\040b"])
+    )
+    assert store.mounts_under(Path("/tmp/b"), mountinfo) == [
+        "/tmp/b/root/proc", "/tmp/b/root", "/tmp/b/a b", "/tmp/b"
+    ]

@@ -2,7 +2,7 @@
 
 ``ensure_images()`` returns the archive path and reference of ``pause``, ``sidecar`` and ``cassandra``
 (building them on the first call); ``python -m seedsvc_devcluster.images build`` does the same from a
-shell. See README.md beside this file.
+shell. See README.md in this directory.
 """
 
 from seedsvc_devcluster.images.building import BuiltImage, Images, StandinRecipe, ensure_images

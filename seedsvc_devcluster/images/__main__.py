@@ -7,6 +7,7 @@ argument, 1 when a build fails.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from seedsvc_devcluster.images import recipes
@@ -19,6 +20,10 @@ class _Parser(argparse.ArgumentParser):
         # One line naming the bad value, not argparse's usage block.
         print(f"{self.prog}: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"images to build: {', '.join(recipes.FINAL_NAMES)} (default: all)",
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the build's clean-up runs: the child buildah or debootstrap is
+    # stopped, working containers removed, mounts and temporary directories released.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         images = ensure_images(args.only or recipes.FINAL_NAMES)
     except ImageBuildError as exc:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -94,12 +94,11 @@ class Plan:
 
     repo_root: Path
     standin: Callable[[], StandinRecipe]
-    _standin: list[StandinRecipe] = field(default_factory=list)
 
+    @cached_property
     def standin_recipe(self) -> StandinRecipe:
-        if not self._standin:
-            self._standin.append(self.standin())
-        return self._standin[0]
+        # Only a Cassandra build imports the stand-in package; pause and sidecar never need it.
+        return self.standin()
 
     @cached_property
     def minbase_ref(self) -> str:
@@ -116,7 +115,7 @@ class Plan:
 
     @cached_property
     def standin_key(self) -> str:
-        inputs = self.standin_recipe().inputs
+        inputs = self.standin_recipe.inputs
         return cache_key.digest(self.java_ref, recipes.CASSANDRA_VERSION, cache_key.paths_digest(inputs))
 
     @cached_property
@@ -185,6 +184,8 @@ def ensure_images(
             for image in missing:
                 if not image.archive.is_file():  # another process may have built it meanwhile
                     builder.build_and_export(image)
+            # A rebuilt image takes its tag from the previous one, which is left untagged: drop those.
+            store.run(["rmi", "--prune"], log=logfile)
     return Images(images)
 
 
@@ -264,7 +265,7 @@ class _Builder:
         ref = self.plan.standin_ref
         if not self.store.has_image(ref):
             java = self.java()
-            recipe = self.plan.standin_recipe()
+            recipe = self.plan.standin_recipe
             context = Path(tempfile.mkdtemp(prefix="standin-", dir=self.store.tmpdir))
             try:
                 self.say(f"Cassandra stand-in base -> {recipes.STANDIN_BASE_REF}")
@@ -299,11 +300,11 @@ class _Builder:
     def dockerfile(self, build: recipes.DockerfileBuild) -> None:
         if build.name == "sidecar":
             self.python()
-            # pip inside the build reaches PyPI through this machine's TLS set-up: the host's CA bundle
-            # and a pip.conf naming it (the Dockerfile has no ARG through which PIP_CERT could pass).
-            pip_conf = self.store.tmpdir / "pip.conf"
-            pip_conf.write_text(f"[global]\ncert = {HOST_CA_BUNDLE}\ndefault-timeout = 180\n")
-            volumes = [f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro", f"{pip_conf}:/etc/pip.conf:ro"]
+            # pip inside the build reaches PyPI through this machine's TLS set-up, so it needs the host's
+            # CA bundle. Debian's pip reads the system bundle (no PIP_CERT needed, and the Dockerfile has
+            # no ARG through which it could pass); mounting over a file the image already has leaves no
+            # empty mount point behind in a layer, as a mounted /etc/pip.conf would.
+            volumes = [f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
         else:
             self.java()
             self.standin()

@@ -7,17 +7,16 @@ mounts outlive it, so they are unmounted (deepest first) before the target is re
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from seedsvc_devcluster.images import recipes
 from seedsvc_devcluster.images.store import (
-    COMMAND_TIMEOUT_S,
     ImageBuildError,
     Store,
     mounts_under,
     require,
+    run_child,
     unmount_all,
 )
 
@@ -29,15 +28,11 @@ def build(store: Store, reference: str, *, log: Path) -> None:
     target = work / "rootfs"
     try:
         with log.open("ab") as out:
-            done = subprocess.run(
-                [debootstrap, f"--variant={recipes.VARIANT}", recipes.SUITE, str(target), recipes.MIRROR],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=COMMAND_TIMEOUT_S,
-                check=False,
+            returncode, _ = run_child(
+                [debootstrap, f"--variant={recipes.VARIANT}", recipes.SUITE, str(target), recipes.MIRROR], stdout=out
             )
-        if done.returncode != 0:
-            raise ImageBuildError(f"debootstrap failed ({done.returncode}); see {log}")
+        if returncode != 0:
+            raise ImageBuildError(f"debootstrap failed ({returncode}); see {log}")
         unmount_all(target)
         # Package caches are not part of an image; apt-get update refills the lists when a base needs them.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
@@ -45,12 +40,10 @@ def build(store: Store, reference: str, *, log: Path) -> None:
                 if entry.is_file():
                     entry.unlink()
         tarball = work / "rootfs.tar"
-        subprocess.run(
-            ["tar", "--numeric-owner", "--xattrs", "-C", str(target), "-cf", str(tarball), "."],
-            check=True,
-            capture_output=True,
-            timeout=COMMAND_TIMEOUT_S,
-        )
+        archive = ["tar", "--numeric-owner", "--xattrs", "-C", str(target), "-cf", str(tarball), "."]
+        returncode, output = run_child(archive)
+        if returncode != 0:
+            raise ImageBuildError(f"tar of the debootstrap tree failed ({returncode}): {output[-2000:]}")
         container = store.run(["from", "--name", f"minbase-{reference.rsplit(':', 1)[-1]}", "scratch"]).strip()
         store.run(["add", container, str(tarball), "/"])
         store.run(

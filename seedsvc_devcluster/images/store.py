@@ -13,10 +13,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 # runc, so that --network=none really is a network namespace with nothing in it. Builds use either that or
 # the host network (apt, pip), never buildah's default bridge, which would add a CNI bridge and addresses
@@ -49,28 +49,22 @@ class Store:
     def flags(self) -> list[str]:
         return ["--root", str(self.root), "--runroot", str(self.runroot), "--storage-driver", DRIVER]
 
-    def run(self, args: Sequence[str], *, log: Path | None = None, stdin: bytes | None = None) -> str:
+    def run(self, args: Sequence[str], *, log: Path | None = None) -> str:
         """Run ``buildah <flags> args``; output goes to ``log`` when given (long builds), else is returned."""
         command = [require("buildah", "buildah"), *self.flags(), *args]
         env = {**os.environ, "TMPDIR": str(self.tmpdir), "BUILDAH_ISOLATION": ISOLATION}
-        try:
-            if log is not None:
-                with log.open("ab") as out:
-                    out.write(("\n$ " + " ".join(command) + "\n").encode())
-                    out.flush()
-                    done = subprocess.run(
-                        command, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT_S, check=False
-                    )
-                detail = _tail(log)
-            else:
-                done = subprocess.run(command, env=env, capture_output=True, timeout=COMMAND_TIMEOUT_S, check=False)
-                detail = (done.stderr or b"").decode(errors="replace")[-4000:]
-        except subprocess.TimeoutExpired as exc:
-            what = " ".join(args[:2])
-            raise ImageBuildError(f"`buildah {what}` did not finish within {COMMAND_TIMEOUT_S:.0f}s") from exc
-        if done.returncode != 0:
-            raise ImageBuildError(f"`buildah {' '.join(args)}` failed ({done.returncode}):\n{detail}")
-        return (done.stdout or b"").decode() if log is None else ""
+        if log is not None:
+            with log.open("ab") as out:
+                out.write(("\n$ " + " ".join(command) + "\n").encode())
+                out.flush()
+                returncode, output = run_child(command, env=env, stdout=out)
+            detail = _tail(log)
+        else:
+            returncode, output = run_child(command, env=env)
+            detail = output[-4000:]
+        if returncode != 0:
+            raise ImageBuildError(f"`buildah {' '.join(args)}` failed ({returncode}):\n{detail}")
+        return output
 
     def has_image(self, reference: str) -> bool:
         try:
@@ -78,6 +72,40 @@ class Store:
         except ImageBuildError:
             return False
         return True
+
+
+# How long a child has to clean up after SIGTERM (buildah removes its container and unmounts) before
+# SIGKILL; generous because a loaded machine is slow, bounded because a wedged child must not hang us.
+TERMINATE_GRACE_S: Final = 30.0
+
+
+def run_child(
+    command: Sequence[str], *, env: Mapping[str, str] | None = None, stdout: IO[bytes] | None = None
+) -> tuple[int, str]:
+    """Run ``command`` to completion: (exit status, captured output unless ``stdout`` is given).
+
+    If we are interrupted or time out, the child gets SIGTERM and a grace period first, so buildah and
+    debootstrap can remove their containers and mounts; only then SIGKILL.
+    """
+    with subprocess.Popen(
+        command,
+        env=dict(env) if env is not None else None,
+        stdout=stdout if stdout is not None else subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as child:
+        try:
+            output, _ = child.communicate(timeout=COMMAND_TIMEOUT_S)
+        except BaseException as exc:
+            child.terminate()
+            try:
+                child.wait(timeout=TERMINATE_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise ImageBuildError(f"`{command[0]}` did not finish within {COMMAND_TIMEOUT_S:.0f}s") from exc
+            raise
+    return child.returncode, (output or b"").decode(errors="replace")
 
 
 def mounts_under(directory: Path, mountinfo: str | None = None) -> list[str]:
@@ -124,4 +152,6 @@ def session(root: Path) -> Iterator[Store]:
         with contextlib.suppress(ImageBuildError, subprocess.SubprocessError):
             store.run(["umount", "--all"])
         unmount_all(root)
-        shutil.rmtree(scratch, ignore_errors=True)
+        unmount_all(scratch)
+        if not mounts_under(scratch):  # never walk into a /proc or /sys a killed debootstrap left mounted
+            shutil.rmtree(scratch, ignore_errors=True)
