@@ -219,24 +219,24 @@ def test_a_pod_cut_from_the_api_server_then_from_its_peers(cluster: LocalCluster
     # 1. Cut from the API server (the kubernetes Service's ClusterIP, the only way the sidecar knows),
     # nothing else. A seed then goes unready (its CQL port closed): the other sidecars drop it, the
     # cut one cannot learn of it and keeps serving its last list, and Cassandra there is untouched.
+    seed = before["seeds"][0]
+    seed_pod = next(name for name, ip in ips.items() if ip == seed)
+    watcher = next(name for name in others if name != seed_pod)
     cut_pod(cluster.layer, victim, [kubernetes_service_ip()])
     try:
-        seed = before["seeds"][0]
-        seed_pod = next(name for name, ip in ips.items() if ip == seed)
         kubectl.exec(NAMESPACE, seed_pod, "cassandra", "nodetool", "disablebinary")
-        watcher = next(name for name in others if name != seed_pod)
         wait(lambda: seed not in sidecar_json(ips[watcher])[1].get("seeds", [seed]) or None, f"{watcher} drops {seed}")
         status, during = sidecar_json(ips["cassandra-3"])
         assert status == 200 and during["seeds"] == before["seeds"] and during["generation"] == before["generation"]
         assert set(kubectl.seeds_in_gossiper(NAMESPACE, "cassandra-3")) == set(before["seeds"])
-        kubectl.exec(NAMESPACE, seed_pod, "cassandra", "nodetool", "enablebinary")
     finally:
         heal_pod(cluster.layer, victim)
-    # Healed, its watch resumes and it serves what watching the API serves the others.
-    wait(
-        lambda: sidecar_json(ips["cassandra-3"])[1]["generation"] > before["generation"] or None,
-        "the healed sidecar catching up",
-    )
+    # Healed (the seed still unready), its watch resumes and it drops the seed too: what watching the
+    # API serves the others. Then the seed comes back.
+    healed = time.monotonic()
+    wait(lambda: seed not in sidecar_json(ips["cassandra-3"])[1]["seeds"] or None, "the healed sidecar catching up")
+    print(f"cassandra-3's sidecar caught up {time.monotonic() - healed:.1f}s after the partition healed")
+    kubectl.exec(NAMESPACE, seed_pod, "cassandra", "nodetool", "enablebinary")
     cluster.wait_for_ready_pods(NAMESPACE, SELECTOR, 4, timeout=POD_TIMEOUT_S)
 
     # 2. Cut from its peers (every other pod's address): the ring marks it down; its sidecar, still
@@ -272,5 +272,3 @@ def test_dns_only_overlay_forms_a_ring_without_api_access(
     assert set(body["seeds"]) <= set(ips.values()) and ips["cassandra-2"] not in body["seeds"]
     with pytest.raises(KubectlError):  # no token anywhere in this overlay
         kubectl.exec(DNS_NAMESPACE, "cassandra-2", "seedsvc", "ls", "/var/run/secrets/kubernetes.io/serviceaccount")
-    started = time.monotonic()
-    assert time.monotonic() - started < 1

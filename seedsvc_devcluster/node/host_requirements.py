@@ -27,7 +27,10 @@ COMMANDS: Final = {
     "ip": "iproute2",
     "nsenter": "util-linux",
     "unshare": "util-linux",
+    "gcc": "gcc",  # the pause image's static binary
 }
+# Static linking of the pause binary needs glibc's static archive.
+STATIC_LIBC: Final = Path("/usr/lib/x86_64-linux-gnu/libc.a")
 CNI_PLUGINS: Final = (Path("/usr/lib/cni/bridge"), Path("/usr/lib/cni/host-local"), Path("/usr/lib/cni/loopback"))
 CNI_PACKAGE: Final = "containernetworking-plugins"
 APT_TIMEOUT_S: Final = 1800.0
@@ -37,6 +40,8 @@ def missing_packages() -> list[str]:
     packages = {package for command, package in COMMANDS.items() if shutil.which(command) is None}
     if not all(plugin.is_file() for plugin in CNI_PLUGINS):
         packages.add(CNI_PACKAGE)
+    if not STATIC_LIBC.is_file():
+        packages.add("libc6-dev")
     return sorted(packages)
 
 
