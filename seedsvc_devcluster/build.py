@@ -36,7 +36,8 @@ VERSIONS_FILE = CONTROLPLANE_DIR / "versions.env"
 # -trimpath and -s -w drop paths, the symbol table and DWARF: binaries shrink by about a third and do
 # not depend on where the checkout lives. CGO is off so no C toolchain is needed and the binaries are
 # static.
-GO_BUILD_FLAGS: tuple[str, ...] = ("-trimpath", "-ldflags=-s -w")
+GO_BUILD_FLAGS: tuple[str, ...] = ("-trimpath",)
+LINKER_FLAGS = "-s -w"
 GO_BUILD_ENV: dict[str, str] = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
 
 # Generous bound for a cold build on 2 cores (downloads plus compiling Kubernetes); a hung build
@@ -190,8 +191,21 @@ def build_key() -> str:
     digest.update(toolchain.encode())
     patches = [[p.module, p.file, p.old, p.new] for p in PATCHES]
     tags = [[module.directory, *module.tags] for module in MODULES]
-    digest.update(json.dumps([GO_BUILD_FLAGS, sorted(GO_BUILD_ENV.items()), patches, tags]).encode())
+    versions = read_versions()
+    linker = [ldflags(module, versions[module.version_key]) for module in MODULES]
+    digest.update(json.dumps([GO_BUILD_FLAGS, sorted(GO_BUILD_ENV.items()), patches, tags, linker]).encode())
     return digest.hexdigest()[:20]
+
+
+def ldflags(module: GoModule, version: str) -> str:
+    """``-ldflags`` for one module: stripped, and Kubernetes binaries told their release (as upstream's
+    build stamps it), so nodes and ``/version`` report v1.37.2 instead of v0.0.0-master."""
+    flags = LINKER_FLAGS
+    match = re.fullmatch(r"v(\d+)\.(\d+)\.\d+.*", version)
+    if module.upstream == "k8s.io/kubernetes" and match:
+        base = "k8s.io/component-base/version"
+        flags += f" -X {base}.gitVersion={version} -X {base}.gitMajor={match[1]} -X {base}.gitMinor={match[2]}"
+    return flags
 
 
 def _complete(bin_dir: Path) -> bool:
@@ -215,6 +229,7 @@ def _build_into(bin_dir: Path, *, log: bool) -> None:
     bin_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="bin.tmp-", dir=bin_dir.parent))
     started = time.monotonic()
+    versions = read_versions()
     try:
         for module in MODULES:
             if log:
@@ -223,7 +238,16 @@ def _build_into(bin_dir: Path, *, log: bool) -> None:
             modfile_flags = [f"-modfile={modfile}"] if modfile else []
             tag_flags = [f"-tags={','.join(module.tags)}"] if module.tags else []
             _run_go(
-                ["build", *GO_BUILD_FLAGS, *modfile_flags, *tag_flags, "-o", str(staging) + "/", "./cmd/..."],
+                [
+                    "build",
+                    *GO_BUILD_FLAGS,
+                    f"-ldflags={ldflags(module, versions[module.version_key])}",
+                    *modfile_flags,
+                    *tag_flags,
+                    "-o",
+                    str(staging) + "/",
+                    "./cmd/...",
+                ],
                 cwd=module.path,
                 timeout=BUILD_TIMEOUT_S,
                 extra_env=GO_BUILD_ENV,
