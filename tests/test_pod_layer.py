@@ -223,18 +223,26 @@ def test_a_pod_cut_from_the_api_server_then_from_its_peers(cluster: LocalCluster
     seed_pod = next(name for name, ip in ips.items() if ip == seed)
     watcher = next(name for name in others if name != seed_pod)
     cut_pod(cluster.layer, victim, [kubernetes_service_ip()])
+    cut_at = time.monotonic()
     try:
+        # The idle watch's TCP keepalive notices the silent path: the list is served on, marked stale.
+        wait(lambda: sidecar_json(ips["cassandra-3"])[1].get("stale") or None, "cassandra-3's list marked stale")
+        print(f"cassandra-3's sidecar marked its list stale {time.monotonic() - cut_at:.1f}s into the partition")
         kubectl.exec(NAMESPACE, seed_pod, "cassandra", "nodetool", "disablebinary")
         wait(lambda: seed not in sidecar_json(ips[watcher])[1].get("seeds", [seed]) or None, f"{watcher} drops {seed}")
         status, during = sidecar_json(ips["cassandra-3"])
         assert status == 200 and during["seeds"] == before["seeds"] and during["generation"] == before["generation"]
+        assert during["stale"], "served on, and marked stale"
         assert set(kubectl.seeds_in_gossiper(NAMESPACE, "cassandra-3")) == set(before["seeds"])
     finally:
         heal_pod(cluster.layer, victim)
     # Healed (the seed still unready), its watch resumes and it drops the seed too: what watching the
     # API serves the others. Then the seed comes back.
     healed = time.monotonic()
-    wait(lambda: seed not in sidecar_json(ips["cassandra-3"])[1]["seeds"] or None, "the healed sidecar catching up")
+    wait(
+        lambda: (lambda b: seed not in b["seeds"] and not b["stale"])(sidecar_json(ips["cassandra-3"])[1]) or None,
+        "the healed sidecar catching up",
+    )
     print(f"cassandra-3's sidecar caught up {time.monotonic() - healed:.1f}s after the partition healed")
     kubectl.exec(NAMESPACE, seed_pod, "cassandra", "nodetool", "enablebinary")
     cluster.wait_for_ready_pods(NAMESPACE, SELECTOR, 4, timeout=POD_TIMEOUT_S)
@@ -259,8 +267,8 @@ def test_dns_only_overlay_forms_a_ring_without_api_access(
     cluster: LocalCluster, kubectl: Kubectl, image_overrides: dict[str, str], tmp_path: Path
 ) -> None:
     # The StatefulSet's nodes give the machine back first (4 JVMs, then 3 more would not fit 2 cores).
-    kubectl("delete", "statefulset", "-n", NAMESPACE, "cassandra", "--wait=false")
-    kubectl("delete", "pod", "-n", NAMESPACE, "--all", "--grace-period=0", "--force")
+    kubectl("delete", "statefulset", "-n", NAMESPACE, "cassandra", "--wait=false", "--ignore-not-found")
+    kubectl("delete", "pod", "-n", NAMESPACE, "--all", "--grace-period=0", "--force", "--ignore-not-found")
     wait(lambda: not cluster.pods(NAMESPACE, SELECTOR) or None, "the StatefulSet's pods gone")
 
     apply_overlay(cluster, kubectl, "dns-only", DNS_NAMESPACE, image_overrides, tmp_path / "kustomize")

@@ -22,8 +22,8 @@ from seedsvc_devcluster.node.janitor import Janitor, Plan, take_lock
 from seedsvc_devcluster.node.real_node import RealNode
 
 STORAGE_CLASS: Final = "seedsvc-local"
-# Local volumes per node: enough for a StatefulSet scaled to two pods per node.
-VOLUMES_PER_NODE: Final = 2
+# Local volumes per node: retained claims keep theirs, and the tests run two StatefulSets (4 + 3 pods).
+VOLUMES_PER_NODE: Final = 4
 # The size local volumes claim to have: capacity is not enforced for local volumes, and the manifests
 # ask for 100Gi each.
 VOLUME_CAPACITY: Final = "200Gi"

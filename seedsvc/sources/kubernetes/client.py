@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from seedsvc.sources.keepalive import keepalive_socket
 from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess
 from seedsvc.sources.transport_failures import transport_failure
 
@@ -95,7 +96,7 @@ class ApiClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ApiClient:
-        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=4)
+        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=4, socket_factory=keepalive_socket)
         self._session = aiohttp.ClientSession(
             connector=connector, headers={"Accept": "application/json", "User-Agent": "seedsvc"}
         )
