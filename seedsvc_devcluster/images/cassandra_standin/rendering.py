@@ -55,9 +55,17 @@ def options_file_name(release: Release) -> str:
     return f"jvm{release.java_major}-server.options"
 
 
+# The two of the harness's test speed-ups that only shorten waits sized for big clusters (30 s of ring
+# delay per joining node, up to ~30 s waiting for gossip to settle): a StatefulSet of four on a 2-core
+# test machine would spend minutes in them. Properties that change behaviour (concurrent range
+# movements, the superuser set-up delay) stay out; an operator's jvm-server.options may carry these.
+STANDIN_WAIT_PROPERTIES: Final = ("cassandra.ring_delay_ms", "cassandra.skip_wait_for_gossip_to_settle")
+
+
 def render_server_options() -> str:
-    """``jvm-server.options``: the harness's server options, one per line."""
+    """``jvm-server.options``: the harness's server options, one per line, plus the shortened waits."""
     lines = [option for option in jvm.SERVER_JVM_OPTIONS if option != _FOREGROUND_OPTION]
+    lines += [f"-D{name}={jvm.FAST_TEST_PROPERTIES[name]}" for name in STANDIN_WAIT_PROPERTIES]
     return _options_file("General JVM options of the Cassandra server (seedsvc_devcluster/cassandra/jvm.py).", lines)
 
 
