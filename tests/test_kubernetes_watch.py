@@ -54,6 +54,9 @@ class FakeApiServer:
         self.lists = 0
         self.watch_versions: list[str] = []
         self.scripts: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        # Accept watch requests but never answer them (what a partition looks like to a client whose
+        # connection attempt got no further), until set back to False.
+        self.unanswered_watches = False
         app = web.Application()
         app.router.add_get(PATH, self._handle)
         self.server = TestServer(app, host="127.0.0.1")
@@ -63,6 +66,8 @@ class FakeApiServer:
             self.lists += 1
             return web.json_response({"metadata": {"resourceVersion": self.list_version}, "items": self.listing})
         self.watch_versions.append(request.query["resourceVersion"])
+        while self.unanswered_watches:
+            await asyncio.sleep(0.05)
         script = await self.scripts.get()  # no script yet: the stream stays open and silent
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
@@ -184,6 +189,31 @@ async def test_a_stream_cut_mid_event_resumes_without_relisting(api: FakeApiServ
     assert any(isinstance(x, Restart) and x.reason == "closed" for x in events)
     assert api.watch_versions == ["1", "5"] and api.lists == 1
     assert addresses(views(events)[-1]) == {"10.0.0.1", "10.0.0.5"}, "half an event is never applied"
+
+
+async def test_a_watch_that_never_opens_is_a_failure_then_a_relist_not_a_routine_reconnect(
+    api: FakeApiServer,
+) -> None:
+    # A stream that broke is resumed quietly (Restart); a watch that could not even be opened is the
+    # API server being out of reach: a Failure (the list is marked stale), then a relist after the
+    # backoff. Before, both were resumed quietly, so a partitioned sidecar never went stale.
+    settings = Settings.build(
+        namespace="ns", service="cassandra", api="endpointslices", backoff_max=0.2, watch_timeout=1, request_timeout=0.2
+    )
+    api.listing = [endpoint_slice("a", "1", ["10.0.0.1"])]
+    api.unanswered_watches = True
+    recording = Recorder(KubernetesSource(settings, resolve=api.access))
+    try:
+        events = await recording.until(lambda e: bool(failures(e)))
+        assert failures(events)[0].reason == "timeout"
+        assert not any(isinstance(x, Restart) for x in events), "an unopened watch is no routine reconnect"
+        await recording.until(lambda e: api.lists >= 2)  # relisted after the backoff
+        api.unanswered_watches = False
+        api.listing = [endpoint_slice("a", "2", ["10.0.0.1", "10.0.0.2"])]
+        api.list_version = "2"
+        events = await recording.until(lambda e: addresses(views(e)[-1]) == {"10.0.0.1", "10.0.0.2"})
+    finally:
+        await recording.stop()
 
 
 async def test_a_garbage_line_is_a_bad_response_and_relists(api: FakeApiServer, recorder: Recorder) -> None:

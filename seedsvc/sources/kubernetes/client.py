@@ -73,12 +73,23 @@ class LineSplitter:
 
 
 class ApiError(Exception):
-    def __init__(self, reason: str, detail: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        mid_stream: bool = False,
+    ):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        # True when a watch stream that had been opened broke; False when it could not be opened at
+        # all (the API server unreachable), which is a failure to report, not a routine reconnect.
+        self.mid_stream = mid_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +172,15 @@ class ApiClient:
                                "the object is larger than Kubernetes can store, or the stream is not JSON lines"
                                ) from None
             except (TimeoutError, aiohttp.ServerTimeoutError):
-                raise ApiError("timeout", f"watch {path}: no data for {timeout.sock_read:.0f}s") from None
+                raise ApiError(
+                    "timeout", f"watch {path}: no data for {timeout.sock_read:.0f}s", mid_stream=True
+                ) from None
             except aiohttp.ClientPayloadError as exc:
-                raise ApiError("closed", f"watch {path}: stream broken: {exc}") from None
+                raise ApiError("closed", f"watch {path}: stream broken: {exc}", mid_stream=True) from None
             except aiohttp.ClientError as exc:
                 raise ApiError("unreachable", f"watch {path}: {exc}") from None
             if lines.pending.strip():
-                raise ApiError("closed", f"watch {path}: stream cut mid-event")
+                raise ApiError("closed", f"watch {path}: stream cut mid-event", mid_stream=True)
 
     def _request(
         self,

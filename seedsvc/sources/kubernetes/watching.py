@@ -171,7 +171,9 @@ class KubernetesSource:
                 yield Restart("expired")
                 return
             except ApiError as exc:
-                if exc.reason not in ("closed", "timeout"):
+                if exc.reason not in ("closed", "timeout") or not exc.mid_stream:
+                    # Not even opened (a connect timeout through a partition, say): a failure, so the
+                    # list is marked stale and the next try relists after the backoff.
                     raise
                 # The stream died but our resourceVersion is still good: resume, don't relist.
                 yield Restart(exc.reason)
