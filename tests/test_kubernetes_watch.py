@@ -54,9 +54,10 @@ class FakeApiServer:
         self.lists = 0
         self.watch_versions: list[str] = []
         self.scripts: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        # Accept watch requests but never answer them (what a partition looks like to a client whose
-        # connection attempt got no further), until set back to False.
-        self.unanswered_watches = False
+        # Cleared: watch requests are accepted but never answered (what a partition looks like to a
+        # client whose connection attempt got no further), until set again.
+        self.answering_watches = asyncio.Event()
+        self.answering_watches.set()
         app = web.Application()
         app.router.add_get(PATH, self._handle)
         self.server = TestServer(app, host="127.0.0.1")
@@ -66,8 +67,7 @@ class FakeApiServer:
             self.lists += 1
             return web.json_response({"metadata": {"resourceVersion": self.list_version}, "items": self.listing})
         self.watch_versions.append(request.query["resourceVersion"])
-        while self.unanswered_watches:
-            await asyncio.sleep(0.05)
+        await self.answering_watches.wait()
         script = await self.scripts.get()  # no script yet: the stream stays open and silent
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
@@ -201,14 +201,14 @@ async def test_a_watch_that_never_opens_is_a_failure_then_a_relist_not_a_routine
         namespace="ns", service="cassandra", api="endpointslices", backoff_max=0.2, watch_timeout=1, request_timeout=0.2
     )
     api.listing = [endpoint_slice("a", "1", ["10.0.0.1"])]
-    api.unanswered_watches = True
+    api.answering_watches.clear()
     recording = Recorder(KubernetesSource(settings, resolve=api.access))
     try:
         events = await recording.until(lambda e: bool(failures(e)))
         assert failures(events)[0].reason == "timeout"
         assert not any(isinstance(x, Restart) for x in events), "an unopened watch is no routine reconnect"
         await recording.until(lambda e: api.lists >= 2)  # relisted after the backoff
-        api.unanswered_watches = False
+        api.answering_watches.set()
         api.listing = [endpoint_slice("a", "2", ["10.0.0.1", "10.0.0.2"])]
         api.list_version = "2"
         events = await recording.until(lambda e: addresses(views(e)[-1]) == {"10.0.0.1", "10.0.0.2"})
