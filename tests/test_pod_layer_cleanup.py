@@ -20,7 +20,7 @@ import pytest
 from seedsvc_devcluster import polling
 from seedsvc_devcluster.node import cgroups, network
 from seedsvc_devcluster.node.addressing import NAME_PREFIX
-from seedsvc_devcluster.node.janitor import RUN_DIR
+from seedsvc_devcluster.node.janitor import RUN_DIR, SOCKET_DIR
 from tests.cluster_fixtures import _binaries
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.podlayer, pytest.mark.images, pytest.mark.timeout(900)]
@@ -57,19 +57,23 @@ def _leftovers(workdir: Path) -> list[str]:
     if network.fabric_exists():
         found.append("fabric bridge")
     for hierarchy in cgroups.CLEANUP_HIERARCHIES:
-        found += [f"cgroup {p}" for p in (cgroups.CGROUP_MOUNT / hierarchy).rglob(f"{NAME_PREFIX}*")]
+        # os.walk, not rglob: the janitor removes these directories while we look.
+        for parent, directories, _ in os.walk(cgroups.CGROUP_MOUNT / hierarchy):
+            found += [f"cgroup {parent}/{d}" for d in directories if d.startswith(NAME_PREFIX)]
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if str(workdir) in cmdline and "pytest" not in cmdline:
+        if str(workdir) in cmdline and int(pid) != os.getpid():
             found.append(f"process {pid}: {cmdline[:120]}")
     found += [f"mount {line}" for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(workdir) in line]
     if workdir.joinpath("nodes").exists():
         found.append("state directory")
     if RUN_DIR.exists():
         found.append(f"{RUN_DIR} (the janitor still holds the lock)")
+    if SOCKET_DIR.exists():
+        found.append(f"{SOCKET_DIR} (the nodes' sockets)")
     return found
 
 
@@ -95,6 +99,8 @@ def test_sigkilled_run_leaves_no_process_namespace_cgroup_mount_or_file(tmp_path
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
     polling.poll(lambda: not _leftovers(workdir), timeout=120, what="the janitor removing the killed pod layer")
 
 

@@ -33,9 +33,14 @@ CLUSTER_DOMAIN: Final = "cluster.local"
 
 @dataclass(frozen=True)
 class NodePaths:
-    """Where one node keeps its state (all below ``root``, removed when the node stops)."""
+    """Where one node keeps its state (all below ``root``, removed when the node stops).
+
+    Its sockets live in ``sockets``, a short directory: a Unix socket path may not exceed 108 bytes
+    (containerd refuses 104), and ``root`` can be deep (a pytest temporary directory, say).
+    """
 
     root: Path
+    sockets: Path
 
     @property
     def containerd_root(self) -> Path:
@@ -47,7 +52,7 @@ class NodePaths:
 
     @property
     def containerd_socket(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
+        return self.sockets / f"{self.root.name}.sock"
 
     @property
     def containerd_config(self) -> Path:

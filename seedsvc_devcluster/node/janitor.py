@@ -29,6 +29,9 @@ from seedsvc_devcluster.node import cgroups, network
 RUN_DIR: Final = Path("/run/seedsvc-pod-layer")
 LOCK_FILE: Final = RUN_DIR / "lock"
 PLAN_FILE: Final = RUN_DIR / "plan.json"
+# The nodes' Unix sockets: a short path (a socket path may not exceed 108 bytes), and not under /run,
+# which is a private tmpfs inside the nodes' mount namespaces.
+SOCKET_DIR: Final = Path("/tmp/seedsvc-pod-layer")
 STOP_TIMEOUT_S: Final = 120.0
 
 
@@ -68,7 +71,7 @@ def clean(plan: Plan) -> None:
         cgroups.kill_and_remove(root)
     cgroups.remove_dirs([Path(p) for p in plan.created_cgroup_dirs])
     network.remove_all()
-    for state in plan.state_dirs:
+    for state in [*plan.state_dirs, str(SOCKET_DIR)]:
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -133,10 +136,8 @@ def main(argv: list[str]) -> int:
     try:
         clean(Plan.load())
     finally:
-        PLAN_FILE.unlink(missing_ok=True)
-        LOCK_FILE.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            RUN_DIR.rmdir()
+        # The lock, the plan and the nodes' sockets: nothing of the layer stays in /run.
+        shutil.rmtree(RUN_DIR, ignore_errors=True)
         os.close(lock_fd)
     print(f"janitor: pod layer removed in {time.monotonic() - began:.1f}s", flush=True)
     return 0

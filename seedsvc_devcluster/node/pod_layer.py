@@ -18,7 +18,7 @@ from seedsvc_devcluster.controlplane import ControlPlane
 from seedsvc_devcluster.node import cgroups, network
 from seedsvc_devcluster.node.addressing import CLUSTER_DNS_IP, FABRIC_GATEWAY, NodeAddressing, nodes
 from seedsvc_devcluster.node.configs import NodePaths
-from seedsvc_devcluster.node.janitor import Janitor, Plan, take_lock
+from seedsvc_devcluster.node.janitor import SOCKET_DIR, Janitor, Plan, take_lock
 from seedsvc_devcluster.node.real_node import RealNode
 
 STORAGE_CLASS: Final = "seedsvc-local"
@@ -92,7 +92,8 @@ class PodLayer:
             created = cgroups.make(f"{root}/system")
             self._plan.created_cgroup_dirs += [str(p) for p in created]
             self._plan.save()
-            node = RealNode(addressing, NodePaths(self.state_dir / addressing.name), root, bin_dir)
+            SOCKET_DIR.mkdir(mode=0o700, exist_ok=True)
+            node = RealNode(addressing, NodePaths(self.state_dir / addressing.name, SOCKET_DIR), root, bin_dir)
             self.nodes.append(node)
             node.start(plane, pause_image=images.pause_image, archives=images.archives)
         self._create_storage(plane)
