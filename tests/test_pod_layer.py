@@ -239,10 +239,11 @@ def test_a_pod_cut_from_the_api_server_then_from_its_peers(cluster: LocalCluster
     # Healed (the seed still unready), its watch resumes and it drops the seed too: what watching the
     # API serves the others. Then the seed comes back.
     healed = time.monotonic()
-    wait(
-        lambda: (lambda b: seed not in b["seeds"] and not b["stale"])(sidecar_json(ips["cassandra-3"])[1]) or None,
-        "the healed sidecar catching up",
-    )
+    def caught_up() -> bool:
+        body = sidecar_json(ips["cassandra-3"])[1]
+        return seed not in body["seeds"] and not body["stale"]
+
+    wait(caught_up, "the healed sidecar catching up")
     print(f"cassandra-3's sidecar caught up {time.monotonic() - healed:.1f}s after the partition healed")
     kubectl.exec(NAMESPACE, seed_pod, "cassandra", "nodetool", "enablebinary")
     cluster.wait_for_ready_pods(NAMESPACE, SELECTOR, 4, timeout=POD_TIMEOUT_S)

@@ -121,7 +121,7 @@ class RealNode:
             "RLIMIT_NOFILE": resource.getrlimit(resource.RLIMIT_NOFILE),
             "RLIMIT_NPROC": resource.getrlimit(resource.RLIMIT_NPROC),
         }
-        p.base_runtime_spec.write_text(json.dumps(with_rlimits(spec, {k: v for k, v in limits.items()})))
+        p.base_runtime_spec.write_text(json.dumps(with_rlimits(spec, limits)))
 
     # -- processes --
 
