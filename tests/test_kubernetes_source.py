@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from seedsvc.records import Identity
 from seedsvc.selection import Policy
 from seedsvc.settings import Settings
 from seedsvc.sources.events import Failure, Restart, SourceEvent, View
+from seedsvc.sources.keepalive import keepalive_socket
 from seedsvc.sources.kubernetes import KubernetesSource
+from seedsvc.sources.kubernetes import client as client_module
+from seedsvc.sources.kubernetes.auth import resolve_access
+from seedsvc.sources.kubernetes.client import ApiClient, Timeouts
 from seedsvc.state import SeedState
 from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster.controlplane import ControlPlane, ControlPlaneOptions, issue_cert, make_ca
@@ -456,6 +461,33 @@ async def test_falls_back_to_v1_endpoints_when_endpointslices_are_not_served(
         assert {e.pod for e in view.endpoints} == {"cassandra-0", "cassandra-1"}
     finally:
         await proxy.stop()
+
+
+async def test_a_client_closed_mid_watch_has_closed_its_connection_when_it_returns(
+    control_plane: ControlPlane, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Leaving a watch closes its connection instead of pooling it, and a TLS close takes a few loop
+    # turns: a caller whose loop ends right after the client (a sidecar shutting down, a test) must
+    # not leave that socket half-closed (it used to surface as a ResourceWarning in a later test).
+    sockets: list[socket.socket] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> socket.socket:
+        sockets.append(keepalive_socket(*args, **kwargs))
+        return sockets[-1]
+
+    monkeypatch.setattr(client_module, "keepalive_socket", recorded)
+    create(control_plane, namespace, k8s.headless_service())
+    access = await resolve_access(admin_settings(control_plane, namespace))
+    resource = f"/api/v1/namespaces/{namespace}/services"
+    async with ApiClient(access, Timeouts(connect=5, request=10)) as client:
+        listing = await client.get(resource)
+        params = {"watch": "1", "resourceVersion": "0"}
+        async with contextlib.aclosing(client.watch(resource, params, server_timeout=60)) as events:
+            first = await anext(events)
+            assert first["type"] == "ADDED"
+        assert listing["items"]
+    assert sockets, "the client connected through its socket factory"
+    assert [s.fileno() for s in sockets] == [-1] * len(sockets)
 
 
 async def test_an_api_server_restart_keeps_the_last_list_marked_stale(

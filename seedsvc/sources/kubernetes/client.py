@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from seedsvc.sources.keepalive import keepalive_socket
 from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess
 from seedsvc.sources.transport_failures import transport_failure
 
+CLOSE_WAIT_S = 2.0  # how long a closing client waits for connections still closing
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 """Longest watch event line accepted (one JSON object: the event type and the whole object).
 
@@ -105,6 +107,9 @@ class ApiClient:
         self.access = access
         self.timeouts = timeouts
         self._session: aiohttp.ClientSession | None = None
+        # Connections released unread (a watch left mid-stream) that are still closing: the session
+        # no longer tracks them, and a TLS close needs a few loop turns to finish.
+        self._closing: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> ApiClient:
         connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=4, socket_factory=keepalive_socket)
@@ -117,6 +122,23 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._closing:
+            # Bounded: the close handshake of a partitioned peer never completes (asyncio aborts it later).
+            await asyncio.wait(self._closing, timeout=CLOSE_WAIT_S)
+
+    def _closing_after_release(self, protocol: ResponseHandler | None) -> None:
+        """Track a connection that releasing its response closed rather than returned to the pool."""
+        if protocol is None or protocol.transport is not None:
+            return
+        closed = protocol.closed
+        if closed is not None and not closed.done():
+            self._closing.add(closed)
+            closed.add_done_callback(self._closed)
+
+    def _closed(self, closed: asyncio.Future[None]) -> None:
+        self._closing.discard(closed)
+        if not closed.cancelled():
+            closed.exception()  # a reset while closing is no news: retrieved, so asyncio does not log it
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One request answered within the request timeout, decoded as a JSON object."""
@@ -148,7 +170,7 @@ class ApiClient:
 
     async def watch(
         self, path: str, params: Mapping[str, str], *, server_timeout: float
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield watch events until the server closes the stream.
 
         The read timeout is the server-side timeout plus the request timeout, so a stream that goes
@@ -258,8 +280,12 @@ class _Request:
         return self._response
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._response is not None:
-            self._response.release()
+        response = self._response
+        if response is not None:
+            connection = response.connection
+            protocol = connection.protocol if connection is not None else None
+            response.release()
+            self._client._closing_after_release(protocol)
 
 
 def _event(line: bytes, path: str) -> dict[str, Any]:
