@@ -131,6 +131,16 @@ def pod_is_ready(pod: Pod) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def settled_pods(pods: list[Pod], count: int, *, ready: bool = True) -> list[Pod] | None:
+    """The pods sorted by name if exactly ``count`` are live (not terminating), all with Ready ==
+    ``ready`` and an IP; else None (still settling). Shared by the stand-in and real kubelets."""
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    good = [p for p in live if pod_is_ready(p) == ready and p.get("status", {}).get("podIP")]
+    if len(live) == count and len(good) == count:
+        return sorted(live, key=lambda p: p["metadata"]["name"])
+    return None
+
+
 @dataclass
 class _PodState:
     """What the stand-in last wrote for one pod (by uid): the cache may lag our own writes."""
@@ -488,11 +498,7 @@ class Kubelet:
         and an IP; returns them sorted by name."""
 
         def matching() -> list[Pod] | None:
-            pods = [p for p in self.list_pods(namespace, label_selector) if not p["metadata"].get("deletionTimestamp")]
-            good = [p for p in pods if pod_is_ready(p) == ready and p.get("status", {}).get("podIP")]
-            if len(pods) == count and len(good) == count:
-                return sorted(pods, key=lambda p: p["metadata"]["name"])
-            return None
+            return settled_pods(self.list_pods(namespace, label_selector), count, ready=ready)
 
         return poll(matching, timeout=timeout, what=f"{count} pods {label_selector!r} ready={ready} in {namespace}")
 

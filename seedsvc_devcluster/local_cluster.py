@@ -30,7 +30,7 @@ from seedsvc_devcluster import k8s_objects as k8s
 from seedsvc_devcluster import polling
 from seedsvc_devcluster.controlplane import NODE_CONTROLLERS, ControlPlane, ControlPlaneOptions, wait_until
 from seedsvc_devcluster.images import ensure_images
-from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions, pod_is_ready
+from seedsvc_devcluster.kubelet import Kubelet, KubeletOptions, settled_pods
 from seedsvc_devcluster.node.pod_layer import PodImages, PodLayer, PodLayerOptions
 
 # The serviceaccount controller creates "default" within a second; pods are refused until it exists.
@@ -201,11 +201,10 @@ class LocalCluster:
         return sorted(live, key=lambda p: p["metadata"]["name"])
 
     def wait_for_ready_pods(self, namespace: str, selector: str, count: int, *, timeout: float) -> list[dict[str, Any]]:
-        """Wait until exactly ``count`` live pods match and all are Ready (real kubelets or the stand-in)."""
+        """Wait until exactly ``count`` live pods match, all Ready with an IP (real kubelets or the stand-in)."""
 
         def ready() -> list[dict[str, Any]] | None:
-            pods = self.pods(namespace, selector)
-            return pods if len(pods) == count and all(map(pod_is_ready, pods)) else None
+            return settled_pods(self.pods(namespace, selector), count)
 
         return polling.poll(ready, timeout=timeout, what=f"{count} Ready pods {selector} in {namespace}", interval=1.0)
 

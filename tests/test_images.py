@@ -2,14 +2,13 @@
 
 The build tests are slow on a cold cache (debootstrap, apt, pip, Maven: minutes), so they are few and
 share one session-scoped build; a warm cache answers at once. The Cassandra image is built on the
-project's stand-in base, or a tiny test-only placeholder (tests/images_standin) while that is absent;
-the tests run its entrypoint's rendering, never Cassandra. A missing tool (buildah, podman, debootstrap,
-gcc) fails them with the reason; nothing is skipped.
+project's stand-in base (seedsvc_devcluster/images/cassandra_standin); the tests run its entrypoint's
+rendering, never Cassandra. A missing tool (buildah, podman, debootstrap, gcc) fails them with the
+reason; nothing is skipped.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import signal
 import subprocess
@@ -24,24 +23,17 @@ import pytest
 from seedsvc_devcluster import paths, processes
 from seedsvc_devcluster.images import building, dockerignore, oci_archive, recipes, store
 from seedsvc_devcluster.images.store import ImageBuildError
-from tests import images_standin
 
 # A cold build downloads Debian packages and PyPI wheels; bounded, but far above pytest's default.
 COLD_BUILD_TIMEOUT_S = 3600
 RUN_TIMEOUT_S = 300
 
 
-def _standin() -> building.StandinRecipe:
-    # The project's stand-in base once it is in the checkout; until then the test-only placeholder.
-    if importlib.util.find_spec(building.STANDIN_MODULE) is not None:
-        return building.default_standin()
-    return building.StandinRecipe(stage=images_standin.stage_context, inputs=images_standin.inputs())
-
 
 @pytest.fixture(scope="session")
 def images() -> building.Images:
     try:
-        return building.ensure_images(standin=_standin)
+        return building.ensure_images(standin=building.default_standin)
     except ImageBuildError as exc:
         pytest.fail(f"cannot build the images: {exc}", pytrace=False)
 
@@ -164,7 +156,7 @@ def test_warm_lookup_starts_no_build(images: building.Images, monkeypatch: pytes
         raise AssertionError("a warm lookup must not touch the image store")
 
     monkeypatch.setattr(building, "session", no_build)
-    again = building.ensure_images(standin=_standin)
+    again = building.ensure_images(standin=building.default_standin)
     assert again.by_name == images.by_name
 
 
@@ -184,7 +176,7 @@ def _checkout(root: Path) -> Path:
 
 
 def _sidecar_key(root: Path) -> str:
-    return building.Plan(repo_root=root, standin=_standin).key("sidecar")
+    return building.Plan(repo_root=root, standin=building.default_standin).key("sidecar")
 
 
 def test_sidecar_key_changes_with_a_context_file_not_with_an_ignored_one(tmp_path: Path) -> None:

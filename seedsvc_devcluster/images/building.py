@@ -8,7 +8,6 @@ and renames it into place, so an archive that exists is complete.
 
 from __future__ import annotations
 
-import importlib
 import os
 import resource
 import shutil
@@ -22,12 +21,11 @@ from functools import cached_property
 from pathlib import Path
 
 from seedsvc_devcluster import paths, processes
-from seedsvc_devcluster.images import cache_key, minbase, oci_archive, recipes
+from seedsvc_devcluster.images import cache_key, cassandra_standin, minbase, oci_archive, recipes
 from seedsvc_devcluster.images.store import ImageBuildError, Store, require, session
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PAUSE_SOURCE = PACKAGE_DIR / "pause.c"
-STANDIN_MODULE = "seedsvc_devcluster.images.cassandra_standin"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # runc fails a RUN whose rlimits exceed the caller's hard limits (buildah's defaults do, on machines with
 # a low nofile limit), so each RUN gets the caller's own limits, capped where more is pointless.
@@ -62,13 +60,7 @@ class StandinRecipe:
 
 def default_standin() -> StandinRecipe:
     """The project's stand-in (seedsvc_devcluster/images/cassandra_standin)."""
-    try:
-        module = importlib.import_module(STANDIN_MODULE)
-    except ImportError as exc:
-        raise ImageBuildError(f"the Cassandra stand-in base ({STANDIN_MODULE}) is not available: {exc}") from exc
-    stage: Stager = module.stage_context
-    inputs: tuple[Path, ...] = module.staging_inputs()
-    return StandinRecipe(stage=stage, inputs=inputs)
+    return StandinRecipe(stage=cassandra_standin.stage_context, inputs=cassandra_standin.staging_inputs())
 
 
 @dataclass(frozen=True)
