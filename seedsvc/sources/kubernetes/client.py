@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
+import time
+import weakref
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
 
 from seedsvc.sources.keepalive import keepalive_socket
 from seedsvc.sources.kubernetes.auth import AccessError, ApiAccess
@@ -107,12 +109,13 @@ class ApiClient:
         self.access = access
         self.timeouts = timeouts
         self._session: aiohttp.ClientSession | None = None
-        # Connections released unread (a watch left mid-stream) that are still closing: the session
-        # no longer tracks them, and a TLS close needs a few loop turns to finish.
-        self._closing: set[asyncio.Future[None]] = set()
+        # Every socket the session opened: a connection closed outside the pool (a watch left
+        # mid-stream, a request cancelled in flight) is no longer tracked by aiohttp, and a TLS close
+        # needs a few loop turns to finish.
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
     async def __aenter__(self) -> ApiClient:
-        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=4, socket_factory=keepalive_socket)
+        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=4, socket_factory=self._socket)
         self._session = aiohttp.ClientSession(
             connector=connector, headers={"Accept": "application/json", "User-Agent": "seedsvc"}
         )
@@ -122,23 +125,17 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._closing:
-            # Bounded: the close handshake of a partitioned peer never completes (asyncio aborts it later).
-            await asyncio.wait(self._closing, timeout=CLOSE_WAIT_S)
+        # So that nothing is left half-closed when the caller's loop ends right after (a sidecar
+        # shutting down, a test). Bounded: a partitioned peer never answers the TLS close. Polled:
+        # nothing signals that a socket closed outside the pool.
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while any(s.fileno() != -1 for s in self._sockets) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
-    def _closing_after_release(self, protocol: ResponseHandler | None) -> None:
-        """Track a connection that releasing its response closed rather than returned to the pool."""
-        if protocol is None or protocol.transport is not None:
-            return
-        closed = protocol.closed
-        if closed is not None and not closed.done():
-            self._closing.add(closed)
-            closed.add_done_callback(self._closed)
-
-    def _closed(self, closed: asyncio.Future[None]) -> None:
-        self._closing.discard(closed)
-        if not closed.cancelled():
-            closed.exception()  # a reset while closing is no news: retrieved, so asyncio does not log it
+    def _socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        sock = keepalive_socket(addr_info)
+        self._sockets.add(sock)
+        return sock
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One request answered within the request timeout, decoded as a JSON object."""
@@ -280,12 +277,8 @@ class _Request:
         return self._response
 
     async def __aexit__(self, *exc: object) -> None:
-        response = self._response
-        if response is not None:
-            connection = response.connection
-            protocol = connection.protocol if connection is not None else None
-            response.release()
-            self._client._closing_after_release(protocol)
+        if self._response is not None:
+            self._response.release()
 
 
 def _event(line: bytes, path: str) -> dict[str, Any]:
