@@ -12,4 +12,3 @@ settings.register_profile(
     "loaded-machine", parent=settings(), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("loaded-machine")
-

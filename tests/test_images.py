@@ -29,11 +29,10 @@ COLD_BUILD_TIMEOUT_S = 3600
 RUN_TIMEOUT_S = 300
 
 
-
 @pytest.fixture(scope="session")
 def images() -> building.Images:
     try:
-        return building.ensure_images(standin=building.default_standin)
+        return building.ensure_images()
     except ImageBuildError as exc:
         pytest.fail(f"cannot build the images: {exc}", pytrace=False)
 
@@ -156,7 +155,7 @@ def test_warm_lookup_starts_no_build(images: building.Images, monkeypatch: pytes
         raise AssertionError("a warm lookup must not touch the image store")
 
     monkeypatch.setattr(building, "session", no_build)
-    again = building.ensure_images(standin=building.default_standin)
+    again = building.ensure_images()
     assert again.by_name == images.by_name
 
 
